@@ -1,0 +1,59 @@
+# filesearch-ops: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv lint test test-unit test-integration test-e2e test-molecule \
+        demo bench sandbox-up sandbox-down sandbox-status clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## Create .venv with the pinned control-node toolchain
+
+$(STAMP): requirements.txt constraints.txt files/worker/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e 'files/worker[all]'
+	touch $@
+
+sandbox-up: venv ## Start the local stack (LocalStack, osmem-server, nspawn hosts) and its AWS resources
+	sandbox/ctl up
+
+sandbox-down: ## Stop the local stack; leaves no process, mount or veth behind
+	sandbox/ctl down
+
+sandbox-status: ## Show what of the local stack is running
+	sandbox/ctl status
+
+lint: venv ## ansible-lint (production), yamllint, ruff, mypy --strict
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test-unit: venv ## Fast unit tests (moto in-process, no local stack)
+	$(BIN)/pytest tests/unit
+
+test-integration: venv ## Tests against the real local stack
+	$(BIN)/pytest tests/integration
+
+test-e2e: venv ## End-to-end deploys on the nspawn test hosts
+	$(BIN)/pytest tests/e2e
+
+test: lint test-unit test-integration test-e2e ## Everything CI runs (installs what it needs)
+
+bench: venv ## Benchmarks; figures are appended to docs/benchmarks.md
+	$(BIN)/python bench/run_all.py
+
+clean: sandbox-down ## Remove the venv and the sandbox state
+	rm -rf $(VENV) .sandbox
