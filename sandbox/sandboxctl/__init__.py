@@ -1,0 +1,1 @@
+"""Start, stop and inspect the local stack; see sandbox/README.md."""

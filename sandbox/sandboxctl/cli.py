@@ -1,0 +1,190 @@
+"""`sandbox/ctl up | down | status | host-up | host-down | env`.
+
+Exit codes of ``status``: 0 every part is up, 1 some part is down, 3 nothing
+of this sandbox is running (so callers can leave things as they found them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+
+from .config import HOST_USER, Config
+from .hosts import Host, known_hosts
+from .procs import SandboxError
+from .resources import run_playbook, stack_data, write_outputs
+from .services import Aws, Osmem
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def locked(cfg: Config) -> Iterator[None]:
+    """One `up`/`down`/`host-*` at a time per state dir (parallel test runs call `up`)."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    with (cfg.state_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def say(msg: str) -> None:
+    print(f"sandbox: {msg}", flush=True)
+
+
+def cmd_up(cfg: Config) -> int:
+    started = time.monotonic()
+    with locked(cfg):
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        aws, osmem = Aws(cfg), Osmem(cfg)
+        workers = [Host(cfg, name) for name in cfg.worker_names()]
+        if (
+            cfg.stack_file.exists()
+            and aws.running()
+            and osmem.running()
+            and all(h.running() for h in workers)
+        ):
+            say(f"already up ({cfg.state_dir}); nothing to do")
+            return 0
+        say(aws.start())
+        say(osmem.start())
+        for host in workers:
+            say(host.start())
+        run_playbook(cfg)
+        say("AWS resources ensured (playbooks/sandbox.yml)")
+        write_outputs(cfg, stack_data(cfg, aws.kind, {h.name: h.port for h in workers}))
+        say(f"up in {time.monotonic() - started:.1f}s; environment: . {cfg.env_file}")
+    return 0
+
+
+def cmd_down(cfg: Config) -> int:
+    if not cfg.state_dir.exists():
+        say("nothing to stop")
+        return 0
+    with locked(cfg):
+        for name in known_hosts(cfg):
+            host = Host(cfg, name)
+            stopped = host.proc.pid() is not None
+            host.remove()
+            if stopped:
+                say(f"host {name} stopped")
+        for part, label in ((Osmem(cfg), "osmem-server"), (Aws(cfg), "AWS emulator")):
+            if part.stop():
+                say(f"{label} stopped")
+        for path in (cfg.env_file, cfg.stack_file):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(cfg.state_dir / "localstack", ignore_errors=True)
+    say("down")
+    return 0
+
+
+def cmd_status(cfg: Config) -> int:
+    aws, osmem = Aws(cfg), Osmem(cfg)
+    rows: list[tuple[str, bool, bool, str]] = [
+        (f"aws ({aws.kind})", aws.proc.pid() is not None, aws.healthy(), cfg.aws_endpoint),
+        (
+            "opensearch (osmem-server)",
+            osmem.proc.pid() is not None,
+            osmem.healthy(),
+            cfg.opensearch_endpoint,
+        ),
+    ]
+    expected = set(cfg.worker_names())
+    for name in known_hosts(cfg):
+        host = Host(cfg, name)
+        has_pid = host.proc.pid() is not None
+        role = "" if name in expected else " (extra)"
+        rows.append(
+            (f"host {name}{role}", has_pid, has_pid and host.ssh_ok(), f"ssh 127.0.0.1:{host.port}")
+        )
+    any_pid = False
+    all_up = True
+    for label, has_pid, ok, where in rows:
+        any_pid |= has_pid
+        state = "up" if ok else ("unhealthy" if has_pid else "down")
+        if not ok and not label.endswith("(extra)"):
+            all_up = False
+        print(f"{label:34} {state:10} {where}")
+    written = cfg.stack_file.exists()
+    state = "written" if written else "missing"
+    print(f"{'resources (stack.json)':34} {state:10} {cfg.stack_file}")
+    all_up &= written
+    if all_up:
+        return 0
+    return 1 if any_pid else 3
+
+
+def cmd_host_up(cfg: Config, name: str, port: int | None) -> int:
+    with locked(cfg):
+        host = Host(cfg, name, port)
+        say(host.start())
+        print(
+            json.dumps(
+                {
+                    "name": name,
+                    "address": "127.0.0.1",
+                    "port": host.port,
+                    "user": HOST_USER,
+                    "ssh_key": str(cfg.ssh_key),
+                }
+            )
+        )
+    return 0
+
+
+def cmd_host_down(cfg: Config, name: str) -> int:
+    with locked(cfg):
+        host = Host(cfg, name)
+        was = host.proc.pid() is not None
+        host.remove()
+        say(f"host {name} {'stopped and removed' if was else 'was not running; removed'}")
+    return 0
+
+
+def cmd_env(cfg: Config) -> int:
+    if not cfg.env_file.exists():
+        print(f"sandbox: not up ({cfg.env_file} missing); run `sandbox/ctl up`", file=sys.stderr)
+        return 1
+    sys.stdout.write(cfg.env_file.read_text())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sandbox/ctl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start every part (idempotent) and ensure the AWS resources")
+    sub.add_parser("down", help="stop every part; leaves no process, mount or veth")
+    sub.add_parser("status", help="show each part; non-zero if any is down")
+    sub.add_parser("env", help="print the export lines of a running sandbox")
+    hu = sub.add_parser("host-up", help="start one extra test host (molecule)")
+    hu.add_argument("name")
+    hu.add_argument("--ssh-port", type=int, required=True)
+    hd = sub.add_parser("host-down", help="stop and remove one extra test host")
+    hd.add_argument("name")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="sandbox: %(message)s"
+    )
+    cfg = Config.from_env()
+    try:
+        if args.command == "up":
+            return cmd_up(cfg)
+        if args.command == "down":
+            return cmd_down(cfg)
+        if args.command == "status":
+            return cmd_status(cfg)
+        if args.command == "env":
+            return cmd_env(cfg)
+        if args.command == "host-up":
+            return cmd_host_up(cfg, args.name, args.ssh_port)
+        return cmd_host_down(cfg, args.name)
+    except SandboxError as exc:
+        print(f"sandbox: ERROR: {exc}", file=sys.stderr)
+        return 2
