@@ -1,0 +1,7 @@
+"""``python -m filesearch_worker``."""
+
+import sys
+
+from filesearch_worker.cli import main
+
+sys.exit(main())
