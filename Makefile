@@ -50,7 +50,10 @@ test-integration: venv ## Tests against the real local stack
 test-e2e: venv ## End-to-end deploys on the nspawn test hosts
 	$(BIN)/pytest tests/e2e
 
-test: lint test-unit test-integration test-e2e ## Everything CI runs (installs what it needs)
+# The sandbox is brought up for the tests that need it and, if it was not
+# running before, brought down afterwards, also on failure (sandbox/README.md).
+test: lint test-unit ## Everything CI runs (installs what it needs)
+	sandbox/with-sandbox $(MAKE) --no-print-directory test-integration test-e2e
 
 bench: venv ## Benchmarks; figures are appended to docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
