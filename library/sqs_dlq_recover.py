@@ -1,0 +1,486 @@
+#!/usr/bin/python
+# Copyright: filesearch-ops contributors
+# Apache License 2.0 (see files/worker/pyproject.toml)
+"""Ansible module sqs_dlq_recover: empty a dead-letter queue without losing a message."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sqs_dlq_recover
+short_description: Recover the messages of an SQS dead-letter queue, idempotently
+description:
+  - The seed's C(recover_dlq.py) as a task, on the same engine as
+    C(filesearch-worker recover-dlq) (C(filesearch_worker.dlq)).
+  - Each message is classified. B(Already indexed) (OpenSearch multi-get by document
+    id = S3 key) is deleted. B(Recoverable) is handled by O(strategy).
+  - B(Unparseable), C(s3:TestEvent), failed O(max_attempts) recoveries, or failing permanently
+    while reindexed is archived to C(s3://BUCKET/dlq-archive/YYYY-MM-DD/<message-id>.json)
+    (body, attributes, reason) and then deleted.
+  - A message is only ever deleted after a confirmed write somewhere else (index, retry store,
+    source queue or archive). What cannot be settled now stays in the DLQ, is made visible
+    again when the run ends, and is counted as C(released).
+  - Check mode is the dry run; it classifies and counts what it would do, changes nothing, and the
+    messages it looked at become visible again at once.
+  - An empty DLQ gives C(changed=false), so a second run after a complete one changes nothing.
+version_added: "1.0.0"
+author:
+  - filesearch-ops contributors
+options:
+  dlq:
+    description: Name, URL or ARN of the dead-letter queue.
+    type: str
+    required: true
+  queue:
+    description:
+      - Name, URL or ARN of the source queue.
+      - O(strategy=redrive) sends messages back to it; by default the one queue whose RedrivePolicy
+        targets the DLQ (an error when there are several or none).
+      - O(strategy=native) moves messages to it; by default SQS moves them to their original source.
+    type: str
+  strategy:
+    description:
+      - C(reindex) processes recoverable messages in place with the worker's code (download,
+        extract, index; the retry store when OpenSearch refuses), then deletes them.
+      - C(redrive) sends them back to the source queue with their attributes and a recovery counter
+        (message attribute C(dlq-recoveries)), then deletes them.
+      - C(archive-only) archives everything not already indexed.
+      - C(native) starts an SQS message move task (StartMessageMoveTask); when a task is
+        already running it reports that task's progress instead of starting another.
+        No classification, archive or deduplication. Endpoints without message move tasks
+        (moto) give a clear error.
+    type: str
+    choices: [reindex, redrive, archive-only, native]
+    default: reindex
+  bucket:
+    description:
+      - S3 bucket of the archive (C(dlq-archive/)) and of the worker's retry store
+        (C(retry-index/)).
+      - Required unless O(strategy=native).
+    type: str
+  opensearch_endpoint:
+    description:
+      - OpenSearch URL used for deduplication and by O(strategy=reindex).
+      - Required while O(dedupe=true) (unless O(strategy=native)).
+    type: str
+  opensearch_index:
+    description: Index holding the documents (id = S3 key).
+    type: str
+    default: file-index
+  opensearch_auth:
+    description: C(auto) is C(sigv4) for C(*.amazonaws.com) endpoints and C(none) otherwise.
+    type: str
+    choices: [auto, sigv4, basic, none]
+    default: auto
+  opensearch_username:
+    description: User for O(opensearch_auth=basic).
+    type: str
+  opensearch_password:
+    description: Password for O(opensearch_auth=basic).
+    type: str
+  dedupe:
+    description: Look messages up in OpenSearch and delete those already indexed.
+    type: bool
+    default: true
+  batch_size:
+    description: Messages per batch (received ten at a time, classified with one multi-get).
+    type: int
+    default: 10
+  max_batches:
+    description: Stop after this many batches (all threads together).
+    type: int
+  max_messages:
+    description: Stop after this many messages.
+    type: int
+  messages_per_second:
+    description:
+      - Rate limit over all threads; unlimited when unset.
+      - For O(strategy=native), the move task's C(MaxNumberOfMessagesPerSecond)
+        (AWS caps it at 500).
+    type: float
+  max_attempts:
+    description: A message that has been recovered this many times (C(dlq-recoveries)) is archived.
+    type: int
+    default: 3
+  threads:
+    description: Batches handled at once.
+    type: int
+    default: 4
+  visibility_timeout:
+    description: Seconds a message stays hidden while it is being recovered (and during a dry run).
+    type: int
+    default: 300
+  wait_time_seconds:
+    description: Long-poll wait of each receive; a receive that returns nothing ends a thread.
+    type: int
+    default: 1
+  sample_size:
+    description: Sample reasons kept per outcome.
+    type: int
+    default: 5
+  region:
+    description: AWS region. Defaults to E(AWS_REGION) / E(AWS_DEFAULT_REGION) or the profile's.
+    type: str
+    aliases: [aws_region]
+  endpoint_url:
+    description:
+      - URL of the AWS endpoint (an emulator such as LocalStack), for SQS and S3.
+      - When unset, boto3 honours E(AWS_ENDPOINT_URL) and E(AWS_ENDPOINT_URL_<SERVICE>).
+    type: str
+    aliases: [aws_endpoint_url]
+  profile:
+    description:
+      - Named AWS profile.
+      - Mutually exclusive with O(access_key), O(secret_key) and O(session_token).
+    type: str
+    aliases: [aws_profile]
+  access_key:
+    description: AWS access key id. Defaults to boto3's credential chain.
+    type: str
+    aliases: [aws_access_key_id, aws_access_key]
+  secret_key:
+    description: AWS secret access key. Defaults to boto3's credential chain.
+    type: str
+    aliases: [aws_secret_access_key, aws_secret_key]
+  session_token:
+    description: AWS session token for temporary credentials.
+    type: str
+    aliases: [aws_session_token]
+attributes:
+  check_mode:
+    support: full
+    description: The dry run; messages looked at become visible again at once.
+  diff_mode:
+    support: none
+    description: Counts per outcome are the report; there is no before/after document.
+requirements:
+  - python >= 3.11
+  - boto3
+  - opensearch-py
+  - filesearch-worker (pip install files/worker)
+notes:
+  - Runs where C(filesearch_worker) is installed (the control node's project venv, or a
+    worker host).
+  - Needs C(sqs:ReceiveMessage), C(sqs:DeleteMessage), C(sqs:ChangeMessageVisibility),
+    C(sqs:GetQueueAttributes), C(sqs:SendMessage) (redrive), C(sqs:ListDeadLetterSourceQueues),
+    C(sqs:StartMessageMoveTask) and C(sqs:ListMessageMoveTasks) (native), C(s3:PutObject) and
+    C(s3:GetObject) on the buckets, and read/write on the OpenSearch index.
+seealso:
+  - name: filesearch-worker recover-dlq
+    description: The same engine on the command line (C(--batch-size N --max-batches N --dry-run)).
+    link: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html
+"""
+
+EXAMPLES = r"""
+- name: Recover the DLQ in place (the seed's recover_dlq.py)
+  sqs_dlq_recover:
+    dlq: cis-filesearch-dlq
+    bucket: cis-filesearch-files
+    opensearch_endpoint: https://search-cis.ap-northeast-1.es.amazonaws.com
+    region: ap-northeast-1
+  register: __recovery
+
+- name: Try one small batch first, as the seed's runbook says
+  sqs_dlq_recover:
+    dlq: cis-filesearch-dlq
+    bucket: cis-filesearch-files
+    opensearch_endpoint: http://127.0.0.1:9200
+    endpoint_url: http://127.0.0.1:4566
+    batch_size: 10
+    max_batches: 1
+
+- name: Dry run
+  sqs_dlq_recover:
+    dlq: cis-filesearch-dlq
+    bucket: cis-filesearch-files
+    opensearch_endpoint: http://127.0.0.1:9200
+  check_mode: true
+
+- name: Send everything back to the index queue with SQS's own move task, 100 msg/s
+  sqs_dlq_recover:
+    dlq: cis-filesearch-dlq
+    queue: cis-filesearch-index-queue
+    strategy: native
+    messages_per_second: 100
+"""
+
+RETURN = r"""
+strategy:
+  description: The strategy used.
+  returned: always
+  type: str
+  sample: reindex
+dry_run:
+  description: True in check mode.
+  returned: always
+  type: bool
+  sample: false
+dlq_url:
+  description: URL of the DLQ.
+  returned: always
+  type: str
+  sample: http://127.0.0.1:4566/000000000000/cis-filesearch-dlq
+source_queue_url:
+  description: Where O(strategy=redrive) sent messages; null otherwise.
+  returned: always
+  type: str
+  sample: http://127.0.0.1:4566/000000000000/cis-filesearch-index-queue
+archive:
+  description: Archive location; null for O(strategy=native).
+  returned: always
+  type: str
+  sample: s3://cis-filesearch-files/dlq-archive/
+examined:
+  description: Messages received and classified.
+  returned: always
+  type: int
+  sample: 8158
+counts:
+  description: Messages per outcome (what would be done, in check mode).
+  returned: always
+  type: dict
+  contains:
+    deduplicated:
+      description: Already indexed; deleted.
+      type: int
+      sample: 3000
+    redriven:
+      description: Sent back to the source queue, then deleted.
+      type: int
+      sample: 0
+    reindexed:
+      description: Indexed in place, then deleted.
+      type: int
+      sample: 4000
+    retry_stored:
+      description: Processed, stored in the retry store (OpenSearch refused), then deleted.
+      type: int
+      sample: 0
+    archived:
+      description: Written to the archive, then deleted.
+      type: int
+      sample: 1158
+    released:
+      description: Not settled now (transient failure); visible again in the DLQ.
+      type: int
+      sample: 0
+delete_failed:
+  description:
+    - Deletes that failed after the write elsewhere.
+    - The message reappears; a rerun settles it.
+  returned: always
+  type: int
+  sample: 0
+duplicates:
+  description:
+    - Messages received again during the run (SQS delivers at least once), left alone;
+      in a dry run, messages seen once already. Settled by the next run.
+  returned: always
+  type: int
+  sample: 0
+batches:
+  description: Batches handled.
+  returned: always
+  type: int
+  sample: 816
+elapsed_seconds:
+  description: Wall time of the run.
+  returned: always
+  type: float
+  sample: 14.2
+messages_per_second:
+  description: Messages examined per second.
+  returned: always
+  type: float
+  sample: 574.5
+remaining:
+  description: ApproximateNumberOfMessages of the DLQ after the run.
+  returned: always
+  type: int
+  sample: 0
+samples:
+  description: Up to O(sample_size) reasons per outcome, each after its message id.
+  returned: always
+  type: dict
+  sample: {"archived": ["0f3c...: invalid-json: message body is not JSON: Expecting value"]}
+native:
+  description: The move task started or found running (O(strategy=native)); null otherwise.
+  returned: always
+  type: dict
+  sample:
+    started: false
+    running: true
+    task_handle: eyJ0...
+    messages_moved: 1200
+    messages_to_move: 8158
+errors:
+  description: Up to 20 errors met on the way (sends, archive writes, deletes).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+  sample: "recover-dlq: strategy reindex, 8158 examined: deduplicated 3000, ..."
+"""
+
+import contextlib
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.filesearch_aws import (
+    AWS_MUTUALLY_EXCLUSIVE,
+    AWS_REQUIRED_TOGETHER,
+    BOTO_ERRORS,
+    aws_argument_spec,
+    aws_client,
+    fail_aws,
+    require_boto3,
+    require_filesearch_worker,
+)
+
+with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
+    from filesearch_worker.config import Settings
+    from filesearch_worker.dlq import RecoveryError, RecoveryOptions, recover
+    from filesearch_worker.index import Indexer
+    from filesearch_worker.queue_status import resolve_queue_url
+
+
+def argument_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "dlq": {"type": "str", "required": True},
+        "queue": {"type": "str"},
+        "strategy": {
+            "type": "str",
+            "choices": ["reindex", "redrive", "archive-only", "native"],
+            "default": "reindex",
+        },
+        "bucket": {"type": "str"},
+        "opensearch_endpoint": {"type": "str"},
+        "opensearch_index": {"type": "str", "default": "file-index"},
+        "opensearch_auth": {
+            "type": "str",
+            "choices": ["auto", "sigv4", "basic", "none"],
+            "default": "auto",
+        },
+        "opensearch_username": {"type": "str"},
+        "opensearch_password": {"type": "str", "no_log": True},
+        "dedupe": {"type": "bool", "default": True},
+        "batch_size": {"type": "int", "default": 10},
+        "max_batches": {"type": "int"},
+        "max_messages": {"type": "int"},
+        "messages_per_second": {"type": "float"},
+        "max_attempts": {"type": "int", "default": 3},
+        "threads": {"type": "int", "default": 4},
+        "visibility_timeout": {"type": "int", "default": 300},
+        "wait_time_seconds": {"type": "int", "default": 1},
+        "sample_size": {"type": "int", "default": 5},
+    }
+    spec.update(aws_argument_spec())
+    return spec
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
+        required_together=[*AWS_REQUIRED_TOGETHER, ["opensearch_username", "opensearch_password"]],
+        required_if=[
+            ("strategy", "reindex", ["bucket"]),
+            ("strategy", "redrive", ["bucket"]),
+            ("strategy", "archive-only", ["bucket"]),
+        ],
+        supports_check_mode=True,
+    )
+    require_boto3(module)
+    require_filesearch_worker(module)
+    p = module.params
+    options = RecoveryOptions(
+        strategy=p["strategy"],
+        batch_size=p["batch_size"],
+        max_batches=p["max_batches"],
+        max_messages=p["max_messages"],
+        messages_per_second=p["messages_per_second"],
+        max_attempts=p["max_attempts"],
+        dry_run=module.check_mode,
+        threads=p["threads"],
+        visibility_timeout=p["visibility_timeout"],
+        wait_time_seconds=p["wait_time_seconds"],
+        sample_size=p["sample_size"],
+        dedupe=p["dedupe"] and p["strategy"] != "native",
+    )
+    try:
+        options.validate()
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if options.strategy != "native" and not p["bucket"]:
+        module.fail_json(msg=f"strategy {options.strategy} needs bucket (the archive bucket)")
+    if options.dedupe and not p["opensearch_endpoint"]:
+        module.fail_json(
+            msg="opensearch_endpoint is required for deduplication (or set dedupe: false)"
+        )
+    if options.strategy == "reindex" and not p["opensearch_endpoint"]:
+        module.fail_json(msg="strategy reindex needs opensearch_endpoint")
+
+    sqs = aws_client(module, "sqs")
+    s3 = aws_client(module, "s3")
+    try:
+        dlq_url = resolve_queue_url(sqs, p["dlq"])
+        source_url = resolve_queue_url(sqs, p["queue"]) if p["queue"] else ""
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except BOTO_ERRORS as exc:
+        fail_aws(module, exc, "Cannot find the queue")
+
+    region = p["region"] or getattr(sqs.meta, "region_name", None) or "us-east-1"
+    settings = Settings(
+        queue_url=source_url,
+        dlq_url=dlq_url,
+        s3_bucket=p["bucket"] or "",
+        opensearch_endpoint=p["opensearch_endpoint"] or "",
+        opensearch_index=p["opensearch_index"],
+        opensearch_auth=p["opensearch_auth"],
+        opensearch_username=p["opensearch_username"] or "",
+        opensearch_password=p["opensearch_password"] or "",
+        region=region,
+        concurrency=p["threads"],
+        metrics="off",
+    )
+    indexer = None
+    if p["opensearch_endpoint"] and p["strategy"] != "native":
+        indexer = Indexer.for_endpoint(
+            settings.opensearch_endpoint,
+            settings.opensearch_index,
+            auth=settings.effective_auth(),
+            region=region,
+            username=settings.opensearch_username,
+            password=settings.opensearch_password,
+        )
+    try:
+        report = recover(
+            settings,
+            options,
+            sqs=sqs,
+            s3=s3,
+            indexer=indexer,
+            dlq_url=dlq_url,
+            source_queue_url=source_url or None,
+        )
+    except RecoveryError as exc:
+        partial = exc.report.to_dict() if exc.report else {}
+        changed = bool(exc.report and exc.report.changed and not module.check_mode)
+        module.fail_json(msg=f"DLQ recovery failed: {exc}", changed=changed, **partial)
+    except BOTO_ERRORS as exc:
+        fail_aws(module, exc, "DLQ recovery failed")
+    result = report.to_dict()
+    if report.counts["released"]:
+        module.warn(f"{report.counts['released']} message(s) could not be settled now; rerun later")
+    if report.delete_failed:
+        module.warn(f"{report.delete_failed} delete(s) failed; a rerun settles those messages")
+    module.exit_json(changed=report.changed, msg=report.summary(), **result)
+
+
+if __name__ == "__main__":
+    main()
