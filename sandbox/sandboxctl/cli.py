@@ -34,8 +34,11 @@ def locked(cfg: Config) -> Iterator[None]:
         yield
 
 
+_T0 = time.monotonic()
+
+
 def say(msg: str) -> None:
-    print(f"sandbox: {msg}", flush=True)
+    print(f"sandbox: [{time.monotonic() - _T0:5.1f}s] {msg}", flush=True)
 
 
 def cmd_up(cfg: Config) -> int:
@@ -54,8 +57,15 @@ def cmd_up(cfg: Config) -> int:
             return 0
         say(aws.start())
         say(osmem.start())
-        for host in workers:
-            say(host.start())
+        booting = []
+        for host in workers:  # boot in parallel, then wait for each
+            msg = host.launch()
+            if msg:
+                say(msg)
+            else:
+                booting.append(host)
+        for host in booting:
+            say(host.wait_ready())
         run_playbook(cfg)
         say("AWS resources ensured (playbooks/sandbox.yml)")
         write_outputs(cfg, stack_data(cfg, aws.kind, {h.name: h.port for h in workers}))
@@ -169,9 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     hd.add_argument("name")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="sandbox: %(message)s"
-    )
+    logging.basicConfig(level=logging.WARNING, format="sandbox: %(message)s")
+    logging.getLogger("sandboxctl").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     cfg = Config.from_env()
     try:
         if args.command == "up":

@@ -1,12 +1,16 @@
 """Test hosts: Debian bookworm systemd-nspawn containers with systemd as PID 1.
 
 The debootstrap root is built once per machine (``cfg.rootfs_cache``, built in
-a temporary directory and renamed into place). Every start of a host copies it
-afresh to ``<state>/hosts/<name>/rootfs``, so a host always boots as a clean
-"EC2 instance": hostname, ``ec2-user`` with key login and passwordless sudo,
-sshd on ``127.0.0.1:<port>`` only, no password authentication, the host's CA
-bundle. The containers share the host's network (no veth), so a guest reaches
-LocalStack and osmem-server on 127.0.0.1 as well.
+a temporary directory and renamed into place) and given the settings every
+host shares (``ec2-user`` with passwordless sudo, sshd without passwords,
+masked units). It is never written to again: a host boots on an overlay of it,
+mounted in a private mount namespace (``unshare --mount``) so no mount is ever
+visible on, or left behind on, the machine. The overlay's upper layer
+``<state>/hosts/<name>/upper`` is made afresh at every start with the host's
+own files (hostname, machine-id, sshd port, ssh host keys, authorized key, the
+controller's CA bundle), so a host always boots as a clean "EC2 instance" in
+about a second. The containers share the host's network (no veth), so a guest
+reaches LocalStack and osmem-server on 127.0.0.1 as well.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ DEBOOTSTRAP_INCLUDE = (
 APT_PACKAGES = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 ROOTFS_STAMP = ".filesearch-ops-rootfs"
+DEBOOTSTRAP_DONE = "debootstrap bookworm minbase"
+BASE_CONFIG_VERSION = "base-config 1"  # bump when _configure_base changes
 SSH_OPTS = [
     "-o",
     "BatchMode=yes",
@@ -72,21 +78,33 @@ def ensure_apt_packages() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
 
 
+def _stamp(root: Path) -> list[str]:
+    try:
+        return (root / ROOTFS_STAMP).read_text().splitlines()
+    except OSError:
+        return []
+
+
 def ensure_rootfs(cfg: Config) -> Path:
-    """The cached debootstrap root; built once (~1 min), atomically, under a lock."""
+    """The cached root; built once (~1.5 min), atomically, under a lock."""
     root = cfg.rootfs_cache
-    if (root / ROOTFS_STAMP).exists():
+    if _stamp(root) == [DEBOOTSTRAP_DONE, BASE_CONFIG_VERSION]:
         return root
     ensure_apt_packages()
     root.parent.mkdir(parents=True, exist_ok=True)
     with (root.parent / f".{root.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (root / ROOTFS_STAMP).exists():
+        stamp = _stamp(root)
+        if stamp == [DEBOOTSTRAP_DONE, BASE_CONFIG_VERSION]:
             return root
-        if root.exists():  # unstamped leftover of an interrupted rename: not trusted
+        if stamp[:1] == [DEBOOTSTRAP_DONE]:  # only the shared settings changed
+            _configure_base(root)
+            (root / ROOTFS_STAMP).write_text(f"{DEBOOTSTRAP_DONE}\n{BASE_CONFIG_VERSION}\n")
+            return root
+        if root.exists():  # unstamped leftover of an interrupted build: not trusted
             shutil.rmtree(root)
         tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp.", dir=root.parent))
-        print(f"sandbox: building the bookworm root once in {root} (about a minute)", flush=True)
+        print(f"sandbox: building the bookworm root once in {root} (1-2 minutes)", flush=True)
         try:
             subprocess.run(
                 [
@@ -100,13 +118,42 @@ def ensure_rootfs(cfg: Config) -> Path:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-            (tmp / "root" / "var" / "cache" / "apt" / "archives").mkdir(parents=True, exist_ok=True)
             subprocess.run(["chroot", str(tmp / "root"), "apt-get", "clean"], check=True)
-            (tmp / "root" / ROOTFS_STAMP).write_text("debootstrap bookworm minbase\n")
+            _configure_base(tmp / "root")
+            (tmp / "root" / ROOTFS_STAMP).write_text(f"{DEBOOTSTRAP_DONE}\n{BASE_CONFIG_VERSION}\n")
             (tmp / "root").rename(root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _configure_base(root: Path) -> None:
+    """Settings every host shares (idempotent): the EC2 user, sudo, sshd, masked units."""
+    chroot = ["chroot", str(root)]
+    if f"\n{HOST_USER}:" not in "\n" + (root / "etc/passwd").read_text():
+        subprocess.run(
+            [*chroot, "useradd", "-m", "-s", "/bin/bash", "-G", "sudo", HOST_USER], check=True
+        )
+    sudoers = root / "etc/sudoers.d/90-ec2-user"
+    sudoers.write_text(f"{HOST_USER} ALL=(ALL) NOPASSWD:ALL\n")
+    sudoers.chmod(0o440)
+    ssh_dir = root / "home" / HOST_USER / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    subprocess.run(
+        [*chroot, "chown", f"{HOST_USER}:{HOST_USER}", f"/home/{HOST_USER}/.ssh"], check=True
+    )
+    (root / "etc/ssh/sshd_config.d/50-sandbox.conf").write_text(
+        "# filesearch-ops sandbox test hosts: keys only (ListenAddress/Port: 10-host.conf)\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin no\nUseDNS no\n"
+    )
+    for key in (root / "etc/ssh").glob("ssh_host_*"):  # every host gets its own
+        key.unlink()
+    (root / "etc/machine-id").write_text("")  # every host gets its own
+    for unit in MASKED_UNITS:
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
 
 
 def ensure_ssh_key(cfg: Config) -> Path:
@@ -158,7 +205,9 @@ class Host:
         self.cfg = cfg
         self.name = name
         self.dir = cfg.hosts_dir / name
-        self.rootfs = self.dir / "rootfs"
+        self.upper = self.dir / "upper"  # the host's own layer over the cached root
+        self.work = self.dir / "work"  # overlayfs' work dir (same file system as upper)
+        self.merged = self.dir / "root"  # mount point, only inside the private namespace
         self.proc = Managed(f"host-{name}", cfg.run_dir)
         self.pidns_file = cfg.run_dir / f"host-{name}.pidns"
         self._port = port
@@ -203,9 +252,13 @@ class Host:
 
     # --- start -----------------------------------------------------------
     def start(self) -> str:
+        """Boot the host (fresh copy of the root) unless it runs; wait for ssh."""
+        return self.launch() or self.wait_ready()
+
+    def launch(self) -> str | None:
+        """Start booting; None when booting began, a message when it already runs."""
         if self.proc.pid() is not None:
-            wait_for(f"host {self.name} ssh", self.ssh_ok, 60, self.proc)
-            return f"host {self.name} already running (pid {self.proc.pid()}, ssh {self.port})"
+            return self.wait_ready(started=False)
         if port_in_use(self.port):
             raise SandboxError(
                 f"host {self.name}: 127.0.0.1:{self.port} is taken by a process this sandbox did "
@@ -215,74 +268,80 @@ class Host:
         base = ensure_rootfs(self.cfg)
         ensure_ssh_key(self.cfg)
         self._stop_leftovers()
-        self._fresh_copy(base)
-        self._configure()
-        pid = self.proc.start(
+        self._fresh_layer(base)
+        # the overlay exists only in this private mount namespace; `exec` keeps the pid,
+        # so the pid file names systemd-nspawn itself
+        overlay = f"lowerdir={base},upperdir={self.upper},workdir={self.work}"
+        script = (
+            'mount -t overlay overlay -o "$1" "$2" && exec systemd-nspawn -b -D "$2" -M "$3" '
+            "--register=no --keep-unit --console=passive"
+        )
+        self.proc.start(
             [
-                "systemd-nspawn",
-                "-b",
-                "-D",
-                str(self.rootfs),
-                "-M",
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                overlay,
+                str(self.merged),
                 self.name,
-                "--register=no",
-                "--keep-unit",
-                "--console=passive",
             ],
             {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_SOCKET")},
         )
-        wait_for(f"host {self.name} ssh on 127.0.0.1:{self.port}", self.ssh_ok, 90, self.proc)
-        self._record_pidns(pid)
-        return f"host {self.name} started (pid {pid}, ssh 127.0.0.1:{self.port})"
+        return None
 
-    def _fresh_copy(self, base: Path) -> None:
+    def wait_ready(self, started: bool = True) -> str:
+        """Poll until ssh answers (recording the guest's pid namespace on the way)."""
+        pid = self.proc.pid()
+
+        def ready() -> bool:
+            if pid is not None and not self.pidns_file.exists():
+                self._record_pidns(pid)
+            return self.ssh_ok()
+
+        wait_for(f"host {self.name} ssh on 127.0.0.1:{self.port}", ready, 180, self.proc, 0.5)
+        verb = "started" if started else "already running"
+        return f"host {self.name} {verb} (pid {pid}, ssh 127.0.0.1:{self.port})"
+
+    def _fresh_layer(self, base: Path) -> None:
+        """A new, empty upper layer holding only this host's own files."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        if self.rootfs.exists():
-            _release_mounts(self.rootfs)
-            shutil.rmtree(self.rootfs)
-        subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(self.rootfs)], check=True)
+        for path in (self.upper, self.work, self.merged):
+            if path.exists():
+                _release_mounts(path)
+                shutil.rmtree(path)
+            path.mkdir()
         (self.dir / "port").write_text(f"{self.port}\n")
-
-    def _configure(self) -> None:
-        root = self.rootfs
-        (root / "etc/hostname").write_text(f"{self.name}\n")
-        (root / "etc/hosts").write_text(
+        layer = _Layer(base, self.upper)
+        layer.write("etc/hostname", f"{self.name}\n")
+        layer.write(
+            "etc/hosts",
             f"127.0.0.1\tlocalhost\n127.0.1.1\t{self.name}\n"
-            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n",
         )
-        (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
-        # the host's CA bundle, so pip and TLS inside the guest trust what the host trusts
-        certs = root / "etc/ssl/certs"
-        certs.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile("/etc/ssl/certs/ca-certificates.crt", certs / "ca-certificates.crt")
-        chroot = ["chroot", str(root)]
+        layer.write("etc/machine-id", uuid.uuid4().hex + "\n", mode=0o444)
+        # the controller's CA bundle, so pip and TLS in the guest trust what it trusts
+        layer.write(
+            "etc/ssl/certs/ca-certificates.crt",
+            Path("/etc/ssl/certs/ca-certificates.crt").read_text(),
+        )
+        layer.write(
+            "etc/ssh/sshd_config.d/10-host.conf",
+            f"# sandbox host {self.name}\nListenAddress 127.0.0.1\nPort {self.port}\n",
+        )
+        layer.write(
+            f"home/{HOST_USER}/.ssh/authorized_keys",
+            Path(f"{self.cfg.ssh_key}.pub").read_text(),
+            mode=0o600,
+            owner=f"home/{HOST_USER}",
+        )
         subprocess.run(
-            [*chroot, "useradd", "-m", "-s", "/bin/bash", "-G", "sudo", HOST_USER], check=True
+            ["ssh-keygen", "-A", "-f", str(self.upper)], check=True, stdout=subprocess.DEVNULL
         )
-        sudoers = root / "etc/sudoers.d/90-ec2-user"
-        sudoers.write_text(f"{HOST_USER} ALL=(ALL) NOPASSWD:ALL\n")
-        sudoers.chmod(0o440)
-        ssh_dir = root / "home" / HOST_USER / ".ssh"
-        ssh_dir.mkdir(mode=0o700, exist_ok=True)
-        (ssh_dir / "authorized_keys").write_text(Path(f"{self.cfg.ssh_key}.pub").read_text())
-        (ssh_dir / "authorized_keys").chmod(0o600)
-        subprocess.run(
-            [*chroot, "chown", "-R", f"{HOST_USER}:{HOST_USER}", f"/home/{HOST_USER}/.ssh"],
-            check=True,
-        )
-        (root / "etc/ssh/sshd_config.d/sandbox.conf").write_text(
-            "# filesearch-ops sandbox test host\n"
-            f"ListenAddress 127.0.0.1\nPort {self.port}\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PermitRootLogin no\nUseDNS no\n"
-        )
-        for key in (root / "etc/ssh").glob("ssh_host_*"):
-            key.unlink()
-        subprocess.run([*chroot, "ssh-keygen", "-A"], check=True, stdout=subprocess.DEVNULL)
-        for unit in MASKED_UNITS:
-            link = root / "etc/systemd/system" / unit
-            link.unlink(missing_ok=True)
-            link.symlink_to("/dev/null")
 
     def _record_pidns(self, nspawn_pid: int) -> None:
         """Remember the guest's pid namespace so `stop` can prove it is empty."""
@@ -311,8 +370,8 @@ class Host:
                     os.kill(pid, signal.SIGKILL)
             wait_for(f"host {self.name} leftovers", lambda: not any(alive(p) for p in pids), 10)
             self.pidns_file.unlink()
-        if self.rootfs.exists():
-            _release_mounts(self.rootfs)
+        if self.dir.exists():
+            _release_mounts(self.dir)
         veth = f"ve-{self.name}"[:15]
         if Path(f"/sys/class/net/{veth}").exists():
             subprocess.run(["ip", "link", "delete", veth], check=False)
@@ -323,6 +382,36 @@ class Host:
         if self.dir.exists():
             _release_mounts(self.dir)
             shutil.rmtree(self.dir)
+
+
+class _Layer:
+    """Writes files into an overlay upper layer, its directories mirroring the lower's."""
+
+    def __init__(self, lower: Path, upper: Path) -> None:
+        self.lower = lower
+        self.upper = upper
+
+    def _mkdirs(self, rel: Path) -> None:
+        for depth in range(1, len(rel.parts) + 1):
+            part = Path(*rel.parts[:depth])
+            target = self.upper / part
+            if target.exists():
+                continue
+            target.mkdir()
+            st = (self.lower / part).stat()  # an upper dir's owner and mode win: copy them
+            os.chown(target, st.st_uid, st.st_gid)
+            target.chmod(st.st_mode & 0o7777)
+
+    def write(self, rel: str, text: str, mode: int = 0o644, owner: str | None = None) -> None:
+        """Write ``rel``; ``owner`` names a lower path whose uid/gid the file takes."""
+        path = Path(rel)
+        self._mkdirs(path.parent)
+        target = self.upper / path
+        target.write_text(text)
+        target.chmod(mode)
+        if owner is not None:
+            st = (self.lower / owner).stat()
+            os.chown(target, st.st_uid, st.st_gid)
 
 
 def _all_pids() -> list[int]:
