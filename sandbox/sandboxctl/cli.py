@@ -20,7 +20,7 @@ from .config import HOST_USER, Config
 from .hosts import Host, known_hosts
 from .procs import SandboxError
 from .resources import run_playbook, stack_data, write_outputs
-from .services import Aws, Osmem
+from .services import Aws, Osmem, port_in_use
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def cmd_up(cfg: Config) -> int:
         ):
             say(f"already up ({cfg.state_dir}); nothing to do")
             return 0
+        _preflight(cfg, aws, osmem, workers)
         say(aws.start())
         say(osmem.start())
         booting = []
@@ -71,6 +72,25 @@ def cmd_up(cfg: Config) -> int:
         write_outputs(cfg, stack_data(cfg, aws.kind, {h.name: h.port for h in workers}))
         say(f"up in {time.monotonic() - started:.1f}s; environment: . {cfg.env_file}")
     return 0
+
+
+def _preflight(cfg: Config, aws: Aws, osmem: Osmem, workers: list[Host]) -> None:
+    """Fail before starting anything if a port of a part that is not running is taken."""
+    wanted = [
+        (aws.proc, cfg.localstack_port, "SANDBOX_LOCALSTACK_PORT"),
+        (osmem.proc, cfg.osmem_port, "SANDBOX_OSMEM_PORT"),
+        *((h.proc, h.port, "SANDBOX_SSH_PORT_BASE") for h in workers),
+    ]
+    taken = [
+        f"127.0.0.1:{port} is already taken ({var})"
+        for proc, port, var in wanted
+        if proc.pid() is None and port_in_use(port)
+    ]
+    if taken:
+        raise SandboxError(
+            "; ".join(taken) + " by processes this sandbox did not start: stop them or choose "
+            "other ports (see sandbox/README.md)"
+        )
 
 
 def cmd_down(cfg: Config) -> int:

@@ -44,7 +44,7 @@ def alive(pid: int) -> bool:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
     fields = _stat_fields(pid)
-    return bool(fields) and fields[0] not in ("Z", "X")
+    return fields is not None and fields[0] not in ("Z", "X")
 
 
 def wait_for(

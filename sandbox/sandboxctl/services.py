@@ -36,9 +36,10 @@ def http_json(url: str, timeout: float = 2.0) -> object | None:
     """GET ``url`` and decode JSON; None on any connection or HTTP error."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http to 127.0.0.1)
-            return json.loads(resp.read() or b"null")
+            data: object = json.loads(resp.read() or b"null")
     except (OSError, urllib.error.URLError, ValueError):
         return None
+    return data
 
 
 def port_in_use(port: int) -> bool:

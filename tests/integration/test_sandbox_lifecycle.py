@@ -167,3 +167,4 @@ def test_up_fails_clearly_when_a_port_is_taken(private: Private) -> None:
         done = private.ctl("up")
     assert done.returncode != 0
     assert f"127.0.0.1:{private.ports['SANDBOX_OSMEM_PORT']} is already taken" in done.stderr
+    assert private.pids() == {}  # checked before anything was started
