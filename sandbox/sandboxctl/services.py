@@ -161,11 +161,18 @@ class Aws:
                 # without DNS (the default *.localhost.localstack.cloud names need it)
                 SQS_ENDPOINT_STRATEGY="path",
                 DNS_ADDRESS="0",  # no DNS server, never touch the host's resolv.conf
+                # /.dockerenv exists here: LocalStack would think it runs in a container
+                # and keep its data in /tmp/localstack, shared by (and wiped by the start
+                # and stop of) every instance on the machine. Host mode + own TMPDIR keep
+                # each instance's data under its state dir.
+                OVERRIDE_IN_DOCKER="0",
+                TMPDIR=str(state / "tmp"),
                 SKIP_SSL_CERT_DOWNLOAD="1",
                 DISABLE_EVENTS="1",
                 LOCALSTACK_TELEMETRY_DISABLED="1",
             )
             (state / "home").mkdir(exist_ok=True)
+            (state / "tmp").mkdir(exist_ok=True)
             argv = [str(venv / "bin" / "python"), "-m", "localstack.runtime.main"]
             kind = "localstack"
         else:

@@ -10,8 +10,10 @@ import contextlib
 import os
 import socket
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,7 +114,7 @@ def assert_nothing_left(sandbox: Private, pids: dict[str, int], namespaces: list
     assert sandbox.ctl("status").returncode == 3
 
 
-def test_up_up_down_up_down(private: Private) -> None:
+def test_up_up_down_up_down(private: Private, cloudwatch: Any) -> None:
     first = private.ctl("up")
     assert first.returncode == 0, first.stdout + first.stderr
     assert private.ctl("status").returncode == 0
@@ -140,6 +142,14 @@ def test_up_up_down_up_down(private: Private) -> None:
     namespaces = private.pid_namespaces()
     assert private.ctl("down").returncode == 0
     assert_nothing_left(private, pids, namespaces)
+
+    # a private instance's start and stop leave the shared one's data alone
+    # (LocalStack once kept it in /tmp/localstack for every instance and wiped it)
+    namespace = f"Test/{uuid.uuid4().hex[:8]}"
+    cloudwatch.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "M", "Value": 1.0}])
+    assert [m["MetricName"] for m in cloudwatch.list_metrics(Namespace=namespace)["Metrics"]] == [
+        "M"
+    ]
 
 
 def test_extra_host_up_and_down(private: Private) -> None:
