@@ -85,7 +85,7 @@ class Settings:
     wait_time_seconds: int = 20
     s3_bucket: str = ""
     opensearch_endpoint: str = ""
-    opensearch_index: str = "file-index"
+    opensearch_index: str = "filesearch"
     opensearch_auth: str = "auto"
     opensearch_username: str = ""
     opensearch_password: str = ""

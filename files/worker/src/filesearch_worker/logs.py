@@ -47,5 +47,6 @@ def setup(level: str = "INFO") -> None:
 
 
 def event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log ``msg`` with structured ``fields`` (``event`` = ``msg``)."""
-    logger.log(level, msg, extra={_FIELDS: {"event": msg, **fields}})
+    """Log ``msg`` with structured ``fields`` (``event`` = ``msg``; None values left out)."""
+    clean = {k: v for k, v in fields.items() if v is not None}
+    logger.log(level, msg, extra={_FIELDS: {"event": msg, **clean}})

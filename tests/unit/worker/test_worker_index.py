@@ -1,0 +1,77 @@
+"""Indexer against osmem-server: bulk, multi-get, delete; the breaker against a closed port."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from filesearch_worker.breaker import CircuitBreaker
+from filesearch_worker.errors import TransientError
+from filesearch_worker.index import Indexer, document_id
+
+
+@pytest.fixture
+def indexer(osmem_url: str) -> Indexer:
+    return Indexer.for_endpoint(osmem_url, "files")
+
+
+def test_document_id_is_the_key() -> None:
+    assert document_id("a/b c/日本.txt") == "a/b c/日本.txt"
+
+
+def test_bulk_multiget_delete(indexer: Indexer) -> None:
+    assert indexer.ensure_index() is True
+    assert indexer.ensure_index() is False
+    docs = {
+        "a/one.txt": {"file_key": "a/one.txt", "content": "one"},
+        "日本/二.txt": {"file_key": "日本/二.txt", "content": "二"},
+    }
+    assert indexer.bulk_index(docs) == {"a/one.txt": None, "日本/二.txt": None}
+    assert indexer.existing_ids(["a/one.txt", "日本/二.txt", "missing"]) == {
+        "a/one.txt",
+        "日本/二.txt",
+    }
+    got = indexer.get("日本/二.txt")
+    assert got is not None and got["content"] == "二"
+    assert indexer.delete("a/one.txt") is True
+    assert indexer.delete("a/one.txt") is False
+    assert indexer.existing_ids(["a/one.txt"]) == set()
+    assert indexer.ping()
+
+
+def test_existing_ids_of_a_missing_index(osmem_url: str) -> None:
+    assert Indexer.for_endpoint(osmem_url, "nothing-here").existing_ids(["x"]) == set()
+
+
+def test_outage_costs_one_fast_failure_per_cooldown(closed_port: int) -> None:
+    down = Indexer.for_endpoint(f"http://127.0.0.1:{closed_port}", "files", timeout=2)
+    calls: list[str] = []
+    perform = down.client.transport.perform_request
+
+    def counting(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(url)
+        return perform(method, url, *args, **kwargs)
+
+    down.client.transport.perform_request = counting
+    indexer = Indexer(down.client, "files", breaker=CircuitBreaker("os", 1, cooldown=3600))
+    first = indexer.bulk_index({"k": {"file_key": "k"}})
+    assert first["k"] is not None and first["k"].startswith("opensearch-unavailable")
+    assert len(calls) == 1
+    for _ in range(5):
+        again = indexer.bulk_index({"k": {"file_key": "k"}})
+        assert again["k"] is not None and again["k"].startswith("circuit-open")
+    assert len(calls) == 1  # refused without touching the network
+    with pytest.raises(TransientError) as caught:
+        indexer.delete("k")
+    assert caught.value.error_type == "circuit-open"
+    with pytest.raises(TransientError):
+        indexer.existing_ids(["k"])
+    assert not indexer.ping()
+
+
+def test_skip_reports_every_document(make_settings: Any) -> None:
+    indexer = Indexer.from_settings(make_settings(skip_opensearch=True))
+    result = indexer.bulk_index({"a": {}, "b": {}})
+    assert set(result) == {"a", "b"}
+    assert all(v and v.startswith("opensearch-skipped") for v in result.values())
