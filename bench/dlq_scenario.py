@@ -62,7 +62,7 @@ def build(
     indexed_share: float = 0.37,
     poison_share: float = 0.14,
 ) -> Scenario:
-    """Deterministic mix: ~37 % indexed, ~14 % poison (half missing objects), the rest recoverable."""
+    """Deterministic mix: ~37 % indexed, ~14 % poison (half missing objects), rest recoverable."""
     n_indexed = int(total * indexed_share)
     n_poison = int(total * poison_share)
     n_missing = n_poison // 2

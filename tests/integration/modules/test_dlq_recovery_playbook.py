@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 import pytest
-
 from playbook_helpers import REPO, load_scenario, run_playbook
 
 PLAYBOOK = REPO / "playbooks" / "dlq_recovery.yml"
