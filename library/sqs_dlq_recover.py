@@ -445,7 +445,7 @@ def main() -> None:
         opensearch_username=p["opensearch_username"] or "",
         opensearch_password=p["opensearch_password"] or "",
         region=region,
-        concurrency=p["threads"],
+        concurrency=min(64, p["threads"] * 2),  # the processor's download/extract pool
         metrics="off",
     )
     indexer = None

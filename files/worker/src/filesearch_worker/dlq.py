@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -376,6 +377,7 @@ class DlqRecovery:
         self._held: list[str] = []  # receipt handles to make visible again when the run ends
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        self._io = ThreadPoolExecutor(max(2, options.threads * 2), thread_name_prefix="dlq-io")
 
     # -- entry point ----------------------------------------------------------
 
@@ -388,6 +390,7 @@ class DlqRecovery:
                 self._preflight()
                 self._run_threads()
         finally:
+            self._io.shutdown(wait=True)
             if self._held:
                 self._release(self._held)
             self.report.elapsed_seconds = time.monotonic() - start
@@ -686,27 +689,31 @@ class DlqRecovery:
             for message, reason in items:
                 self.report.add("archived", message, reason)
             return
-        stored: list[tuple[DlqMessage, str]] = []
-        for message, reason in items:
-            when = self.now()
-            key = archive_key(message.message_id, when)
-            record = archive_record(message, reason, self.dlq_url, when)
-            try:
-                self.s3.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=json.dumps(record, ensure_ascii=False).encode("utf-8"),
-                    ContentType="application/json; charset=utf-8",
-                )
-            except (ClientError, BotoCoreError) as exc:
-                self.report.add_error(f"archive s3://{self.bucket}/{key} failed: {exc}")
-                self._release_messages([message], f"archive write failed: {exc}")
-                continue
-            stored.append((message, reason))
+        # one PutObject per message (S3 has no batch put): written concurrently
+        written = list(self._io.map(self._archive_one, items))
+        stored = [item for item, ok in zip(items, written, strict=True) if ok]
         deleted = self._delete([m for m, _ in stored])
         for message, reason in stored:
             if message.message_id in deleted:
                 self.report.add("archived", message, reason)
+
+    def _archive_one(self, item: tuple[DlqMessage, str]) -> bool:
+        message, reason = item
+        when = self.now()
+        key = archive_key(message.message_id, when)
+        record = archive_record(message, reason, self.dlq_url, when)
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=json.dumps(record, ensure_ascii=False).encode("utf-8"),
+                ContentType="application/json; charset=utf-8",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self.report.add_error(f"archive s3://{self.bucket}/{key} failed: {exc}")
+            self._release_messages([message], f"archive write failed: {exc}")
+            return False
+        return True
 
     def _delete(self, messages: list[DlqMessage]) -> set[str]:
         """Delete after the write elsewhere is confirmed; ids that were deleted."""
