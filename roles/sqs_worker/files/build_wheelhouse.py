@@ -64,9 +64,7 @@ def _source_files(source: Path) -> list[Path]:
     files: list[Path] = []
     for root, dirs, names in os.walk(source):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info")]
-        files.extend(
-            Path(root) / name for name in names if not name.endswith(_SKIP_SUFFIXES)
-        )
+        files.extend(Path(root) / name for name in names if not name.endswith(_SKIP_SUFFIXES))
     return files
 
 
@@ -131,8 +129,7 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     if len(worker) != 1:
         raise SystemExit(f"expected one {args.package} wheel in {tarball}, found {worker}")
     version = worker[0].split("-")[1]
-    sha = git_short_sha(source)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    release_id = _release_id(cache, release_sum, source)
     return {
         "changed": built,
         "tarball": str(tarball),
@@ -140,11 +137,27 @@ def build(args: argparse.Namespace) -> dict[str, object]:
         "package": args.package,
         "version": version,
         "checksum": release_sum,
-        "git_sha": sha,
+        "git_sha": release_id.rsplit("-", 1)[-1],
         "tag": args.tag,
-        "release_id": f"{stamp}-{sha}",
+        "release_id": release_id,
         "python_tag": py_tag,
     }
+
+
+def _release_id(cache: Path, release_sum: str, source: Path) -> str:
+    """The id of this build: the one it got when first built here, else a new one.
+
+    Keyed by the release checksum, so the same code (and tag) keeps one id on
+    every host and in every later run; a new build gets ``<UTC now>-<git sha>``.
+    """
+    ids = cache / "release-ids"
+    ids.mkdir(parents=True, exist_ok=True)
+    known = ids / release_sum
+    if known.is_file():
+        return known.read_text().strip()
+    release_id = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{git_short_sha(source)}"
+    known.write_text(release_id + "\n")
+    return release_id
 
 
 def prune_cache(cache: Path, keep: int) -> None:
