@@ -38,7 +38,7 @@ def test_environment_is_parsed() -> None:
     assert settings.visibility_timeout == 30
     assert settings.skip_opensearch is True
     assert settings.concurrency == 8
-    assert settings.poller_count == 4
+    assert settings.poller_count == 8
     assert settings.opensearch_password == " secret "  # passwords are not stripped
     assert settings.redacted()["opensearch_password"] == "***"
     assert (settings.cb_failure_threshold, settings.cb_cooldown_seconds) == (5, 2.5)

@@ -93,7 +93,7 @@ class Settings:
     skip_opensearch: bool = False
     region: str = "ap-northeast-1"
     concurrency: int = 4
-    pollers: int = 0  # 0 = auto: one receive loop per two worker threads
+    pollers: int = 0  # 0 = auto: as many receive loops as worker threads
     cloudwatch_namespace: str = "CISFileSearch/Worker"
     metrics: str = "cloudwatch"
     metrics_interval_seconds: float = 60.0
@@ -122,7 +122,7 @@ class Settings:
     @property
     def poller_count(self) -> int:
         """Receive loops running at once (each handles one batch of up to 10 at a time)."""
-        return self.pollers or max(1, (self.concurrency + 1) // 2)
+        return self.pollers or self.concurrency
 
     def require(self, *names: str, purpose: str = "this command") -> None:
         """Raise ValueError naming each missing variable among ``names`` (field names)."""

@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""Worker throughput and memory on the local stack, side by side in one run.
+
+    .venv/bin/python bench/worker_throughput.py [--messages 2000] [--concurrency 4]
+        [--seed-messages 300] [--rss-messages 10000] [--no-append]
+
+Small text files (about 200 bytes each), one S3 event per message. Three ways
+through the same kind of queue, each on its own freshly filled queue:
+
+  (a) seed: the seed worker's loop - receive 1 message, download, decode, index
+      ONE document, delete 1 message, sequentially (run on --seed-messages; its
+      rate is what counts);
+  (b) bare: receive 10 + delete_message_batch on --concurrency threads, nothing
+      else: the emulator's own ceiling for a consumer;
+  (c) bare + GET: as (b), plus the one S3 GetObject per message that any
+      worker indexing file contents must make: the emulator's ceiling for them;
+  (w) worker: the real ``filesearch-worker run`` process with
+      WORKER_CONCURRENCY=--concurrency (batches of 10, one bulk request and one
+      delete_message_batch per batch, heartbeat, JSON logs), timed from its
+      "starting" line until the queue is empty.
+
+Then peak RSS of a worker process over --rss-messages messages, sampled from
+/proc every 0.5 s (and VmHWM at the end). Prints a table and appends it, with
+the command and machine, to docs/benchmarks.md (unless --no-append). Needs the
+local stack (make sandbox-up); creates and deletes its own queues, bucket and
+indices. Bounded: every phase has a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus, unquote_plus
+
+import boto3
+from botocore.config import Config
+from opensearchpy import OpenSearch
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER = REPO / ".venv" / "bin" / "filesearch-worker"
+BOTO = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+
+
+def load_env() -> dict[str, str]:
+    stack = REPO / ".sandbox" / "stack.json"
+    if not stack.exists():
+        sys.exit("bench: the local stack is not up (make sandbox-up)")
+    env = dict(os.environ)
+    env.update(json.loads(stack.read_text())["env"])
+    return env
+
+
+class Stack:
+    """A unique queue (+ DLQ), bucket and index for one phase."""
+
+    def __init__(self, env: dict[str, str], label: str) -> None:
+        self.env = env
+        self.sqs = boto3.client("sqs", config=BOTO)
+        self.s3 = boto3.client("s3", config=BOTO)
+        self.name = f"bench-{label}-{uuid.uuid4().hex[:6]}"
+        self.dlq_url = self.sqs.create_queue(QueueName=f"{self.name}-dlq")["QueueUrl"]
+        self.queue_url = self.sqs.create_queue(
+            QueueName=self.name, Attributes={"VisibilityTimeout": "600"}
+        )["QueueUrl"]
+        self.bucket = self.name
+        self.s3.create_bucket(
+            Bucket=self.bucket,
+            CreateBucketConfiguration={
+                "LocationConstraint": env.get("AWS_REGION", "ap-northeast-1")
+            },
+        )
+        self.index = self.name
+
+    def worker_env(self, concurrency: int) -> dict[str, str]:
+        return {
+            **self.env,
+            "SQS_QUEUE_URL": self.queue_url,
+            "SQS_DLQ_URL": self.dlq_url,
+            "S3_BUCKET": self.bucket,
+            "OPENSEARCH_INDEX": self.index,
+            "WORKER_CONCURRENCY": str(concurrency),
+            "WORKER_METRICS": "off",
+            "SQS_WAIT_TIME_SECONDS": "1",
+            "WORKER_STATS_INTERVAL_SECONDS": "10",
+            "LOG_LEVEL": "warning",
+        }
+
+    def upload(self, count: int, threads: int = 8) -> list[str]:
+        keys = [f"bench/file {i:05d}.txt" for i in range(count)]
+        body = ("The quick brown fox jumps over the lazy dog. 日本語のテキスト。 " * 3).encode()
+
+        def put(key: str) -> None:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(put, keys))
+        return keys
+
+    def fill(self, keys: list[str], count: int, threads: int = 8) -> None:
+        bodies = [event(self.bucket, keys[i % len(keys)]) for i in range(count)]
+        chunks = [bodies[i : i + 10] for i in range(0, len(bodies), 10)]
+
+        def send(chunk: list[str]) -> None:
+            self.sqs.send_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)],
+            )
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(send, chunks))
+
+    def depth(self) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(
+            attrs["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def delete(self, opensearch: OpenSearch) -> None:
+        for url in (self.queue_url, self.dlq_url):
+            self.sqs.delete_queue(QueueUrl=url)
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket):
+            objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if objects:
+                self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+        self.s3.delete_bucket(Bucket=self.bucket)
+        opensearch.indices.delete(index=self.index, ignore=[404])
+
+
+def event(bucket: str, key: str) -> str:
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "eventTime": "2026-01-01T00:00:00.000Z",
+                    "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key)}},
+                }
+            ]
+        }
+    )
+
+
+# -- (a) the seed's loop ---------------------------------------------------------
+
+
+def seed_loop(stack: Stack, opensearch: OpenSearch, count: int, deadline: float) -> float:
+    """One message per receive, one index call per message, sequential; msg/s."""
+    done = 0
+    start = time.monotonic()
+    while done < count and time.monotonic() < deadline:
+        msgs = stack.sqs.receive_message(
+            QueueUrl=stack.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+        ).get("Messages", [])
+        for msg in msgs:
+            record = json.loads(msg["Body"])["Records"][0]
+            key = unquote_plus(record["s3"]["object"]["key"])
+            data = stack.s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+            document = {"file_key": key, "content": data.decode("utf-8")}
+            opensearch.index(index=stack.index, body=document, id=key)
+            stack.sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+            done += 1
+    return done / (time.monotonic() - start)
+
+
+# -- (b) bare receive + delete -----------------------------------------------------
+
+
+def bare_loop(
+    stack: Stack, count: int, threads: int, deadline: float, download: bool = False
+) -> float:
+    """receive 10 (+ one S3 GET each) + delete_message_batch on ``threads`` threads; msg/s."""
+    lock = threading.Lock()
+    done = [0]
+
+    def lane() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                if done[0] >= count:
+                    return
+            msgs = stack.sqs.receive_message(
+                QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if not msgs:
+                with lock:
+                    if done[0] >= count:
+                        return
+                continue
+            if download:
+                for m in msgs:
+                    key = unquote_plus(json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"])
+                    stack.s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+            stack.sqs.delete_message_batch(
+                QueueUrl=stack.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+                ],
+            )
+            with lock:
+                done[0] += len(msgs)
+
+    start = time.monotonic()
+    workers = [threading.Thread(target=lane) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return done[0] / (time.monotonic() - start)
+
+
+# -- (w) the real worker -----------------------------------------------------------
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            name, value = line.split(":", 1)
+            fields[name] = int(value.split()[0])
+    return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
+
+
+def run_worker(
+    stack: Stack, concurrency: int, count: int, deadline: float, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Start the worker, wait for an empty queue, stop it; rate and RSS samples."""
+    env = {**stack.worker_env(concurrency), **(extra or {})}
+    log = Path(os.devnull).open("wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([str(WORKER), "run"], env=env, stdout=log, stderr=log)
+    samples: list[tuple[int, int]] = []  # (messages done, RSS KiB)
+    try:
+        # the worker is ready when it has created its index
+        opensearch = OpenSearch(hosts=[env["OPENSEARCH_ENDPOINT"]])
+        while not opensearch.indices.exists(index=stack.index):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("worker did not start")
+            time.sleep(0.05)
+        start = time.monotonic()
+        left = count
+        next_sample = 0.0
+        while left > 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker phase hit its deadline with {left} messages left")
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}")
+            left = stack.depth()
+            now = time.monotonic()
+            if now >= next_sample:
+                samples.append((count - left, rss_kib(proc.pid)[0]))
+                next_sample = now + 0.5
+            time.sleep(0.5)  # GetQueueAttributes competes with the worker for the emulator
+        seconds = time.monotonic() - start
+        rss, hwm = rss_kib(proc.pid)
+        samples.append((count, rss))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+    return {"rate": count / seconds, "seconds": seconds, "samples": samples, "hwm": hwm, "rss": rss}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000, help="messages for (b) and (w)")
+    parser.add_argument("--seed-messages", type=int, default=300, help="messages for (a)")
+    parser.add_argument("--rss-messages", type=int, default=10_000, help="0 to skip the RSS run")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--files", type=int, default=1000, help="distinct S3 objects")
+    parser.add_argument("--max-seconds", type=float, default=600, help="deadline per phase")
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args()
+    env = load_env()
+    os.environ.update(env)
+    opensearch = OpenSearch(hosts=[env["OPENSEARCH_ENDPOINT"]], timeout=30)
+    results: dict[str, Any] = {}
+    stacks: list[Stack] = []
+    try:
+        # (b) bare
+        bare = Stack(env, "bare")
+        stacks.append(bare)
+        bare.fill(["x.txt"], args.messages)
+        results["bare"] = bare_loop(
+            bare, args.messages, args.concurrency, time.monotonic() + args.max_seconds
+        )
+        print(f"(b) bare receive+delete: {results['bare']:.0f} msg/s", flush=True)
+        # (c) bare + the S3 GET every real worker needs
+        fetch = Stack(env, "fetch")
+        stacks.append(fetch)
+        keys = fetch.upload(min(args.files, args.messages))
+        fetch.fill(keys, args.messages)
+        results["fetch"] = bare_loop(
+            fetch, args.messages, args.concurrency, time.monotonic() + args.max_seconds, True
+        )
+        print(f"(c) bare receive+GET+delete: {results['fetch']:.0f} msg/s", flush=True)
+        # (a) seed
+        seed = Stack(env, "seed")
+        stacks.append(seed)
+        keys = seed.upload(min(args.files, args.seed_messages))
+        seed.fill(keys, args.seed_messages)
+        results["seed"] = seed_loop(
+            seed, opensearch, args.seed_messages, time.monotonic() + args.max_seconds
+        )
+        print(f"(a) seed loop: {results['seed']:.0f} msg/s", flush=True)
+        # (w) worker
+        work = Stack(env, "worker")
+        stacks.append(work)
+        keys = work.upload(min(args.files, args.messages))
+        work.fill(keys, args.messages)
+        results["worker"] = run_worker(
+            work, args.concurrency, args.messages, time.monotonic() + args.max_seconds
+        )
+        print(f"(w) worker: {results['worker']['rate']:.0f} msg/s", flush=True)
+        indexed = opensearch.count(index=work.index)["count"]
+        results["worker_indexed"] = indexed
+        # RSS over many messages
+        if args.rss_messages:
+            mem = Stack(env, "rss")
+            stacks.append(mem)
+            keys = mem.upload(min(args.files, args.rss_messages))
+            mem.fill(keys, args.rss_messages)
+            results["rss"] = run_worker(
+                mem, args.concurrency, args.rss_messages, time.monotonic() + args.max_seconds
+            )
+            print(f"RSS run: {results['rss']['hwm'] / 1024:.0f} MiB peak", flush=True)
+    finally:
+        for stack in stacks:
+            try:
+                stack.delete(opensearch)
+            except Exception as exc:  # noqa: BLE001 - cleanup is best effort
+                print(f"cleanup of {stack.name} failed: {exc}", file=sys.stderr)
+
+    w = results["worker"]
+    seed_rate = results["seed"]
+    rows = [
+        ("(a) seed loop: receive 1, index 1, delete 1, sequential", args.seed_messages, seed_rate),
+        (
+            f"(b) bare receive 10 + delete batch, {args.concurrency} threads",
+            args.messages,
+            results["bare"],
+        ),
+        (
+            f"(c) bare receive 10 + 10 S3 GETs + delete batch, {args.concurrency} threads",
+            args.messages,
+            results["fetch"],
+        ),
+        (
+            f"(w) filesearch-worker run, WORKER_CONCURRENCY={args.concurrency}",
+            args.messages,
+            w["rate"],
+        ),
+    ]
+    lines = [
+        "| loop | messages | msg/s | x seed |",
+        "| --- | ---: | ---: | ---: |",
+        *[f"| {name} | {n:,} | {rate:.0f} | {rate / seed_rate:.1f} |" for name, n, rate in rows],
+        "",
+        f"worker / seed = **{w['rate'] / results['seed']:.1f}x** (target >= 5x); "
+        f"worker / bare = **{w['rate'] / results['bare']:.2f}x** (target >= 0.5x); "
+        f"worker / (bare + S3 GET) = **{w['rate'] / results['fetch']:.2f}x**; "
+        f"documents indexed by (w): {results['worker_indexed']:,}.",
+    ]
+    if "rss" in results:
+        r = results["rss"]
+        samples = r["samples"]
+        picks = [samples[min(len(samples) - 1, int(len(samples) * f))] for f in (0.1, 0.5, 1.0)]
+        lines += [
+            "",
+            f"Worker RSS over {args.rss_messages:,} messages ({r['rate']:.0f} msg/s): "
+            + ", ".join(f"{kib / 1024:.0f} MiB after {done:,}" for done, kib in picks)
+            + f"; peak (VmHWM) **{r['hwm'] / 1024:.0f} MiB** (target: flat, < 150 MB).",
+        ]
+    table = "\n".join(lines)
+    print()
+    print(table)
+    if not args.no_append:
+        command = "python bench/worker_throughput.py " + " ".join(sys.argv[1:])
+        section = (
+            f"\n## Worker throughput ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
+            f"Command: `{command.strip()}`  \nMachine: {machine()}; LocalStack + osmem-server "
+            "on the same machine (shared cores).\n\n" + table + "\n"
+        )
+        with (REPO / "docs" / "benchmarks.md").open("a", encoding="utf-8") as out:
+            out.write(section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
