@@ -183,7 +183,10 @@ def current(module: AnsibleModule, cloudwatch: Any, name: str) -> tuple[Any, str
     try:
         found = cloudwatch.get_dashboard(DashboardName=name)
     except BOTO_ERRORS as exc:
-        if error_code(exc) in NOT_FOUND_CODES:
+        if error_code(exc) in NOT_FOUND_CODES or (
+            # LocalStack answers a missing dashboard with InvalidParameterValue
+            error_code(exc) == "InvalidParameterValue" and "does not exist" in str(exc)
+        ):
             return None, None
         fail_aws(module, exc, f"Cannot read dashboard {name}")
     try:

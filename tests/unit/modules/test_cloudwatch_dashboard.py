@@ -143,3 +143,19 @@ def test_missing_boto3(run_module: RunModule, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(filesearch_aws, "HAS_BOTO3", False)
     with pytest.raises(AnsibleFailJson, match=r"required Python library \(boto3\)"):
         run_module(MOD, {"name": "d1", "body": BODY})
+
+
+def test_localstack_style_not_found_counts_as_absent(
+    run_module: RunModule, aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = boto3.client("cloudwatch")
+
+    def missing(**kwargs: object) -> None:
+        error = {
+            "Error": {"Code": "InvalidParameterValue", "Message": "Dashboard d1 does not exist"}
+        }
+        raise ClientError(error, "GetDashboard")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "get_dashboard", missing)
+    monkeypatch.setattr(MOD, "aws_client", lambda module, service: client)
+    assert run_module(MOD, {"name": "d1", "state": "absent"})["changed"] is False
