@@ -15,10 +15,11 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from .config import HOST_USER, Config
-from .hosts import Host, known_hosts
-from .procs import SandboxError
+from .hosts import Host, known_hosts, prepare_hosts
+from .procs import SandboxError, port_owner
 from .resources import run_playbook, stack_data, write_outputs
 from .services import Aws, Osmem, port_in_use
 
@@ -56,8 +57,14 @@ def cmd_up(cfg: Config) -> int:
             say(f"already up ({cfg.state_dir}); nothing to do")
             return 0
         _preflight(cfg, aws, osmem, workers)
-        say(aws.start())
-        say(osmem.start())
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # on a cold machine the hosts' root (debootstrap) builds while LocalStack's
+            # venv does; warm, this is a stamp check
+            hosts_ready = pool.submit(prepare_hosts, cfg) if workers else None
+            say(aws.start())
+            say(osmem.start())
+            if hosts_ready is not None:
+                hosts_ready.result()
         booting = []
         for host in workers:  # boot in parallel, then wait for each
             msg = host.launch()
@@ -82,14 +89,13 @@ def _preflight(cfg: Config, aws: Aws, osmem: Osmem, workers: list[Host]) -> None
         *((h.proc, h.port, "SANDBOX_SSH_PORT_BASE") for h in workers),
     ]
     taken = [
-        f"127.0.0.1:{port} is already taken ({var})"
+        f"127.0.0.1:{port} ({var}) is already taken by {port_owner(port)}"
         for proc, port, var in wanted
         if proc.pid() is None and port_in_use(port)
     ]
     if taken:
         raise SandboxError(
-            "; ".join(taken) + " by processes this sandbox did not start: stop them or choose "
-            "other ports (see sandbox/README.md)"
+            "\n".join(taken) + "\nstop those or choose other ports (see sandbox/README.md)"
         )
 
 

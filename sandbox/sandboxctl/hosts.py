@@ -178,6 +178,13 @@ def ensure_ssh_key(cfg: Config) -> Path:
     return key
 
 
+def prepare_hosts(cfg: Config) -> None:
+    """Everything a host start needs once: apt packages, the cached root, the key pair."""
+    ensure_apt_packages()
+    ensure_rootfs(cfg)
+    ensure_ssh_key(cfg)
+
+
 def _mounts_under(path: Path) -> list[str]:
     prefix = str(path.resolve()).rstrip("/") + "/"
     mounts = []

@@ -19,6 +19,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+OWNER_ENV = "FILESEARCH_SANDBOX_DIR"
+
 
 class SandboxError(RuntimeError):
     """A part of the sandbox could not be started or stopped."""
@@ -67,6 +69,52 @@ def wait_for(
         time.sleep(interval)
 
 
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    return inodes
+
+
+def _sandbox_of(pid: int) -> str | None:
+    """The state dir of the sandbox that started ``pid`` or one of its ancestors."""
+    for _ in range(8):
+        with contextlib.suppress(OSError):
+            for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                if item.startswith(OWNER_ENV.encode() + b"="):
+                    return item.split(b"=", 1)[1].decode(errors="replace")
+        fields = _stat_fields(pid)
+        if not fields or int(fields[1]) <= 1:
+            return None
+        pid = int(fields[1])
+    return None
+
+
+def port_owner(port: int) -> str:
+    """Who listens on ``port``: for error messages only (best effort)."""
+    inodes = _listening_inodes(port)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(str(fd.readlink()) in inodes for fd in (proc / "fd").iterdir()):
+                pid = int(proc.name)
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+                owner = _sandbox_of(pid)
+                where = (
+                    f"; it belongs to the sandbox in {owner} (stop that one with "
+                    f"SANDBOX_DIR={owner} and its port variables: sandbox/ctl down)"
+                    if owner
+                    else ""
+                )
+                return f"pid {pid} ({cmd.strip()}){where}"
+    return "a process this sandbox did not start"
+
+
 class Managed:
     """One background process of the sandbox."""
 
@@ -94,6 +142,8 @@ class Managed:
 
     def start(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # marks the process (and what it starts) as this sandbox's: see port_owner()
+        env = {**env, OWNER_ENV: str(self.run_dir.parent)}
         with self.log_file.open("ab") as out:
             out.write(f"--- {time.strftime('%F %T')} start: {' '.join(argv)}\n".encode())
             out.flush()

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from .config import REPO, Config
-from .procs import Managed, SandboxError, wait_for
+from .procs import Managed, SandboxError, port_owner, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ def port_in_use(port: int) -> bool:
 def _require_free(port: int, what: str) -> None:
     if port_in_use(port):
         raise SandboxError(
-            f"{what}: 127.0.0.1:{port} is already taken by a process this sandbox did not "
-            "start; stop it or choose another port (see sandbox/README.md)"
+            f"{what}: 127.0.0.1:{port} is already taken by {port_owner(port)}; stop it or "
+            "choose another port (see sandbox/README.md)"
         )
 
 

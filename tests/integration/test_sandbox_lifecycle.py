@@ -122,6 +122,19 @@ def test_up_up_down_up_down(private: Private, cloudwatch: Any) -> None:
     assert set(pids) == {"aws", "osmem", "host-worker1"}
     assert (private.state_dir / "env").exists() and (private.state_dir / "stack.json").exists()
 
+    # another sandbox on the same ports fails before starting anything, naming this one
+    other = subprocess.run(
+        [str(CTL), "up"],
+        env={**private.env, "SANDBOX_DIR": str(private.state_dir.parent / "other")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert other.returncode != 0
+    assert f"belongs to the sandbox in {private.state_dir}" in other.stderr, other.stderr
+    assert not list((private.state_dir.parent / "other").glob("run/*.pid"))
+
     again = private.ctl("up")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "already up" in again.stdout
