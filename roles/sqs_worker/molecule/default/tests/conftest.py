@@ -1,0 +1,1 @@
+"""Testinfra: the host fixture comes from molecule's inventory (pytest-testinfra plugin)."""

@@ -1,0 +1,8 @@
+"""End-to-end tests: real ansible-playbook runs against the sandbox's nspawn hosts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,0 +1,175 @@
+"""Helpers for the end-to-end deploy tests: run real ansible-playbook, feed real events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
+_RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+).*failed=(?P<failed>\d+)"
+)
+
+
+@dataclass
+class PlaybookRun:
+    """One ansible-playbook run: exit code, output, the recap per host, wall time."""
+
+    rc: int
+    output: str
+    seconds: float
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def changed(self, host: str) -> int:
+        """Tasks reported changed on ``host``."""
+        return self.recap[host]["changed"]
+
+    def tail(self, lines: int = 60) -> str:
+        """The last lines of the output (for assertion messages)."""
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def run_playbook(
+    name: str, extra_vars: dict[str, Any], env: dict[str, str], timeout: float = 900
+) -> PlaybookRun:
+    """Run playbooks/<name> against the sandbox inventory with ``extra_vars``."""
+    cmd = [str(ANSIBLE_PLAYBOOK), str(PLAYBOOKS / name), "-e", json.dumps(extra_vars)]
+    started = time.monotonic()
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env={**env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    run = PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
+    in_recap = False
+    for line in proc.stdout.splitlines():
+        if line.startswith("PLAY RECAP"):
+            in_recap = True
+            continue
+        match = _RECAP.match(line) if in_recap else None
+        if match:
+            run.recap[match["host"]] = {k: int(match[k]) for k in ("ok", "changed", "failed")}
+    log.info("%s: rc=%d in %.1fs, recap %s", name, run.rc, run.seconds, run.recap)
+    return run
+
+
+def s3_event_body(bucket: str, key: str) -> str:
+    """An S3 ObjectCreated notification as S3 sends it (key URL-encoded, spaces as +)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "ap-northeast-1",
+        "eventTime": "2026-01-01T00:00:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket},
+            "object": {"key": quote_plus(key, safe="/"), "size": 0},
+        },
+    }
+    return json.dumps({"Records": [record]})
+
+
+class Feeder:
+    """Uploads a small text file and sends its S3 event, once a second, in a thread.
+
+    Bounded: at most ``limit`` files. ``keys`` lists every key sent, in order.
+    """
+
+    def __init__(self, s3: Any, sqs: Any, bucket: str, queue_url: str, limit: int = 400) -> None:
+        self.s3, self.sqs, self.bucket, self.queue_url, self.limit = (
+            s3,
+            sqs,
+            bucket,
+            queue_url,
+            limit,
+        )
+        self.keys: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def send(self, label: str) -> str:
+        """Upload one file (Japanese and space in its name) and send its event."""
+        n = len(self.keys)
+        if n >= self.limit:
+            raise AssertionError(f"feeder limit {self.limit} reached")
+        key = f"e2e/{label}/報告書 {n:04d}.txt"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=f"deploy e2e {label} {n}".encode())
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=s3_event_body(self.bucket, key))
+        self.keys.append(key)
+        return key
+
+    def start(self, label: str, every: float = 1.0) -> None:
+        """Send one file every ``every`` seconds until stop()."""
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                self.send(label)
+
+        self._thread = threading.Thread(target=loop, name=f"feeder-{label}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background sending."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
+    """Poll ``condition`` until truthy; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def ssh(host: Any, key: Path, command: str) -> str:
+    """Run ``command`` with sudo on a sandbox host; its stdout."""
+    proc = subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-p",
+            str(host.port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"{host.user}@{host.address}",
+            f"sudo sh -c {shlex.quote(command)}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"{command!r} on {host.name} failed: {proc.stderr}")
+    return proc.stdout
