@@ -92,7 +92,9 @@ class Bench:
         self.opensearch = OpenSearch(hosts=[info["opensearch_endpoint"]], timeout=60)
         self.made: list[tuple[str, str, str, str]] = []
 
-    def fresh(self, label: str, total: int) -> tuple[str, str, str, str, Any]:
+    def fresh(
+        self, label: str, total: int, objects: bool = False
+    ) -> tuple[str, str, str, str, Any]:
         """A seeded DLQ + source queue, bucket and index: (dlq, source, bucket, index, scenario)."""
         name = f"bench-{label}-{uuid.uuid4().hex[:8]}"
         dlq = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
@@ -111,6 +113,7 @@ class Bench:
             dlq_url=dlq,
             index=name,
             threads=8,
+            objects=objects,
         )
         scenario_lib.wait_for(
             lambda: scenario_lib.depth(self.sqs, dlq) == (total, 0), 120, f"{total} seeded"
@@ -207,7 +210,7 @@ def run_bare(bench: Bench, total: int) -> tuple[int, float]:
 
 def run_engine(bench: Bench, total: int, strategy: str) -> tuple[int, float, dict[str, int]]:
     """(c) filesearch_worker.dlq with classification, dedupe and archive."""
-    dlq, source, bucket, index, _ = bench.fresh(strategy, total)
+    dlq, source, bucket, index, _ = bench.fresh(strategy, total, objects=strategy == "reindex")
     indexer = bench.indexer(index)
     options = RecoveryOptions(strategy=strategy, threads=bench.threads, wait_time_seconds=1)
     reindexer = None

@@ -98,14 +98,19 @@ def seed(
     dlq_url: str,
     index: str,
     threads: int = 8,
+    objects: bool = True,
 ) -> None:
-    """Objects to S3, documents to the index, messages to the DLQ (in random-ish order)."""
+    """Objects to S3, documents to the index, messages to the DLQ (in random-ish order).
+
+    ``objects=False`` skips the S3 objects (only strategy reindex reads them).
+    """
 
     def put(key: str) -> None:
         s3.put_object(Bucket=scenario.bucket, Key=key, Body=f"contents of {key}\n".encode())
 
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(put, scenario.recoverable))
+    if objects:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(put, scenario.recoverable))
     for chunk in _chunks(scenario.indexed, 500):
         body: list[dict[str, Any]] = []
         for key in chunk:
