@@ -88,7 +88,7 @@ def test_deploy_rollback_cycle_loses_no_message(
         # the same release again: nothing changes anywhere
         again = deploy("v1-again", sqs_worker_build_tag=f"{slug}-v1")
         _ok(again, "repeat deploy of v1")
-        assert {h: again.changed(h) for h in HOSTS} == {h: 0 for h in HOSTS}, again.tail(120)
+        assert {h: again.changed(h) for h in HOSTS} == dict.fromkeys(HOSTS, 0), again.tail(120)
         assert _current(sandbox, base_dir) == v1_id
 
         # v2: a new release
@@ -181,6 +181,7 @@ def test_deploy_rollback_cycle_loses_no_message(
             ssh(
                 sandbox.hosts[host],
                 sandbox.ssh_key,
-                f"systemctl disable --now {slug} 2>/dev/null; rm -f /etc/systemd/system/{slug}.service "
-                f"/etc/{slug}.env; rm -rf {base_dir} /home/ec2-user/{slug}-backups; systemctl daemon-reload",
+                f"systemctl disable --now {slug} 2>/dev/null; "
+                f"rm -f /etc/systemd/system/{slug}.service /etc/{slug}.env; "
+                f"rm -rf {base_dir} /home/ec2-user/{slug}-backups; systemctl daemon-reload",
             )
