@@ -189,5 +189,7 @@ def test_up_fails_clearly_when_a_port_is_taken(private: Private) -> None:
         squatter.listen()
         done = private.ctl("up")
     assert done.returncode != 0
-    assert f"127.0.0.1:{private.ports['SANDBOX_OSMEM_PORT']} is already taken" in done.stderr
+    port = private.ports["SANDBOX_OSMEM_PORT"]
+    message = f"127.0.0.1:{port} (SANDBOX_OSMEM_PORT) is already taken by pid {os.getpid()}"
+    assert message in done.stderr, done.stderr
     assert private.pids() == {}  # checked before anything was started
