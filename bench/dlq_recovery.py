@@ -96,7 +96,7 @@ class Bench:
         self, label: str, total: int, objects: bool = False
     ) -> tuple[str, str, str, str, Any]:
         """A seeded DLQ + source queue, bucket and index: (dlq, source, bucket, index, scenario)."""
-        name = f"bench-{label}-{uuid.uuid4().hex[:8]}"
+        name = f"dlqbench-{label}-{uuid.uuid4().hex[:8]}"
         dlq = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
         source = self.sqs.create_queue(QueueName=name)["QueueUrl"]
         self.s3.create_bucket(
