@@ -50,10 +50,19 @@ test-integration: venv ## Tests against the real local stack
 test-e2e: venv ## End-to-end deploys on the nspawn test hosts
 	$(BIN)/pytest tests/e2e
 
+test-molecule: venv ## Molecule scenario of every role (throwaway nspawn hosts; needs the sandbox)
+	@set -e; for scenario in roles/*/molecule/default; do \
+	  role=$${scenario%/molecule/default}; echo "== molecule test: $$role"; \
+	  (cd $$role && molecule test); \
+	done
+
+demo: venv ## Local stack up, deploy to two hosts, index sample files, roll back (scripts/demo.sh)
+	scripts/demo.sh
+
 # The sandbox is brought up for the tests that need it and, if it was not
 # running before, brought down afterwards, also on failure (sandbox/README.md).
 test: lint test-unit ## Everything CI runs (installs what it needs)
-	sandbox/with-sandbox $(MAKE) --no-print-directory test-integration test-e2e
+	sandbox/with-sandbox $(MAKE) --no-print-directory test-integration test-e2e test-molecule
 
 bench: venv ## Benchmarks; figures are appended to docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
