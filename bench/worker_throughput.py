@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Worker throughput and memory on the local stack, side by side in one run.
 
-    .venv/bin/python bench/worker_throughput.py [--messages 2000] [--concurrency 4]
-        [--seed-messages 300] [--rss-messages 10000] [--no-append]
+    .venv/bin/python bench/worker_throughput.py [--messages 1000] [--concurrency 4]
+        [--seed-messages 150] [--rounds 3] [--rss-messages 10000] [--no-append]
 
 Small text files (about 200 bytes each), one S3 event per message. Three ways
 through the same kind of queue, each on its own freshly filled queue:
@@ -33,8 +33,10 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -69,7 +71,7 @@ class Stack:
         self.env = env
         self.sqs = boto3.client("sqs", config=BOTO)
         self.s3 = boto3.client("s3", config=BOTO)
-        self.name = f"bench-{label}-{uuid.uuid4().hex[:6]}"
+        self.name = f"wbench-{label}-{uuid.uuid4().hex[:6]}"
         self.dlq_url = self.sqs.create_queue(QueueName=f"{self.name}-dlq")["QueueUrl"]
         self.queue_url = self.sqs.create_queue(
             QueueName=self.name, Attributes={"VisibilityTimeout": "600"}
@@ -241,14 +243,14 @@ def run_worker(
     stack: Stack, concurrency: int, count: int, deadline: float, extra: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Start the worker, wait for an empty queue, stop it; rate and RSS samples."""
-    env = {**stack.worker_env(concurrency), **(extra or {})}
-    log = Path(os.devnull).open("wb")  # noqa: SIM115 - closed below
+    env = {**stack.worker_env(concurrency), **(extra or {}), "LOG_LEVEL": "info"}
+    log_path = Path(tempfile.mkstemp(prefix="wbench-", suffix=".log")[1])
+    log = log_path.open("wb")
     proc = subprocess.Popen([str(WORKER), "run"], env=env, stdout=log, stderr=log)
     samples: list[tuple[int, int]] = []  # (messages done, RSS KiB)
     try:
-        # the worker is ready when it has created its index
-        opensearch = OpenSearch(hosts=[env["OPENSEARCH_ENDPOINT"]])
-        while not opensearch.indices.exists(index=stack.index):
+        # timed from the worker's "starting" line (interpreter start-up excluded)
+        while '"event": "starting"' not in log_path.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("worker did not start")
             time.sleep(0.05)
@@ -265,7 +267,7 @@ def run_worker(
             if now >= next_sample:
                 samples.append((count - left, rss_kib(proc.pid)[0]))
                 next_sample = now + 0.5
-            time.sleep(0.5)  # GetQueueAttributes competes with the worker for the emulator
+            time.sleep(0.25)  # GetQueueAttributes competes with the worker for the emulator
         seconds = time.monotonic() - start
         rss, hwm = rss_kib(proc.pid)
         samples.append((count, rss))
@@ -278,7 +280,12 @@ def run_worker(
                 proc.kill()
                 proc.wait()
         log.close()
+        log_path.unlink()
     return {"rate": count / seconds, "seconds": seconds, "samples": samples, "hwm": hwm, "rss": rss}
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt  # clean up the queues, bucket and index on SIGTERM
 
 
 def machine() -> str:
@@ -298,57 +305,55 @@ def machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=2000, help="messages for (b) and (w)")
-    parser.add_argument("--seed-messages", type=int, default=300, help="messages for (a)")
+    parser.add_argument("--messages", type=int, default=1000, help="per round for (b), (c), (w)")
+    parser.add_argument("--seed-messages", type=int, default=150, help="per round for (a)")
     parser.add_argument("--rss-messages", type=int, default=10_000, help="0 to skip the RSS run")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--files", type=int, default=1000, help="distinct S3 objects")
     parser.add_argument("--max-seconds", type=float, default=600, help="deadline per phase")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     env = load_env()
     os.environ.update(env)
     opensearch = OpenSearch(hosts=[env["OPENSEARCH_ENDPOINT"]], timeout=30)
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"bare": [], "fetch": [], "seed": [], "worker": []}
     stacks: list[Stack] = []
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        # (b) bare
-        bare = Stack(env, "bare")
-        stacks.append(bare)
-        bare.fill(["x.txt"], args.messages)
-        results["bare"] = bare_loop(
-            bare, args.messages, args.concurrency, time.monotonic() + args.max_seconds
-        )
-        print(f"(b) bare receive+delete: {results['bare']:.0f} msg/s", flush=True)
-        # (c) bare + the S3 GET every real worker needs
-        fetch = Stack(env, "fetch")
-        stacks.append(fetch)
-        keys = fetch.upload(min(args.files, args.messages))
-        fetch.fill(keys, args.messages)
-        results["fetch"] = bare_loop(
-            fetch, args.messages, args.concurrency, time.monotonic() + args.max_seconds, True
-        )
-        print(f"(c) bare receive+GET+delete: {results['fetch']:.0f} msg/s", flush=True)
-        # (a) seed
-        seed = Stack(env, "seed")
-        stacks.append(seed)
-        keys = seed.upload(min(args.files, args.seed_messages))
-        seed.fill(keys, args.seed_messages)
-        results["seed"] = seed_loop(
-            seed, opensearch, args.seed_messages, time.monotonic() + args.max_seconds
-        )
-        print(f"(a) seed loop: {results['seed']:.0f} msg/s", flush=True)
-        # (w) worker
         work = Stack(env, "worker")
         stacks.append(work)
-        keys = work.upload(min(args.files, args.messages))
-        work.fill(keys, args.messages)
-        results["worker"] = run_worker(
-            work, args.concurrency, args.messages, time.monotonic() + args.max_seconds
-        )
-        print(f"(w) worker: {results['worker']['rate']:.0f} msg/s", flush=True)
-        indexed = opensearch.count(index=work.index)["count"]
-        results["worker_indexed"] = indexed
+        work_keys = work.upload(min(args.files, args.messages))
+        seed = Stack(env, "seed")
+        stacks.append(seed)
+        seed_keys = seed.upload(min(args.files, args.seed_messages))
+        fetch = Stack(env, "fetch")
+        stacks.append(fetch)
+        fetch_keys = fetch.upload(min(args.files, args.messages))
+        bare = Stack(env, "bare")
+        stacks.append(bare)
+        # the loops alternate, round after round, so load drift on a shared
+        # machine hits them alike; the median of the rounds is reported
+        for round_no in range(1, args.rounds + 1):
+            deadline = time.monotonic() + args.max_seconds
+            bare.fill(["x.txt"], args.messages)
+            results["bare"].append(bare_loop(bare, args.messages, args.concurrency, deadline))
+            fetch.fill(fetch_keys, args.messages)
+            results["fetch"].append(
+                bare_loop(fetch, args.messages, args.concurrency, deadline, download=True)
+            )
+            seed.fill(seed_keys, args.seed_messages)
+            results["seed"].append(seed_loop(seed, opensearch, args.seed_messages, deadline))
+            work.fill(work_keys, args.messages)
+            results["worker"].append(
+                run_worker(work, args.concurrency, args.messages, deadline)["rate"]
+            )
+            print(
+                f"round {round_no}: "
+                + ", ".join(f"{k} {v[-1]:.0f} msg/s" for k, v in results.items()),
+                flush=True,
+            )
+        results["worker_indexed"] = opensearch.count(index=work.index)["count"]
         # RSS over many messages
         if args.rss_messages:
             mem = Stack(env, "rss")
@@ -366,24 +371,24 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - cleanup is best effort
                 print(f"cleanup of {stack.name} failed: {exc}", file=sys.stderr)
 
-    w = results["worker"]
-    seed_rate = results["seed"]
+    med = {k: statistics.median(results[k]) for k in ("bare", "fetch", "seed", "worker")}
+    seed_rate = med["seed"]
     rows = [
         ("(a) seed loop: receive 1, index 1, delete 1, sequential", args.seed_messages, seed_rate),
         (
             f"(b) bare receive 10 + delete batch, {args.concurrency} threads",
             args.messages,
-            results["bare"],
+            med["bare"],
         ),
         (
             f"(c) bare receive 10 + 10 S3 GETs + delete batch, {args.concurrency} threads",
             args.messages,
-            results["fetch"],
+            med["fetch"],
         ),
         (
             f"(w) filesearch-worker run, WORKER_CONCURRENCY={args.concurrency}",
             args.messages,
-            w["rate"],
+            med["worker"],
         ),
     ]
     lines = [
@@ -391,9 +396,10 @@ def main() -> int:
         "| --- | ---: | ---: | ---: |",
         *[f"| {name} | {n:,} | {rate:.0f} | {rate / seed_rate:.1f} |" for name, n, rate in rows],
         "",
-        f"worker / seed = **{w['rate'] / results['seed']:.1f}x** (target >= 5x); "
-        f"worker / bare = **{w['rate'] / results['bare']:.2f}x** (target >= 0.5x); "
-        f"worker / (bare + S3 GET) = **{w['rate'] / results['fetch']:.2f}x**; "
+        f"Median of {args.rounds} alternating rounds. "
+        f"worker / seed = **{med['worker'] / seed_rate:.1f}x** (target >= 5x); "
+        f"worker / bare = **{med['worker'] / med['bare']:.2f}x** (target >= 0.5x); "
+        f"worker / (bare + S3 GET) = **{med['worker'] / med['fetch']:.2f}x**; "
         f"documents indexed by (w): {results['worker_indexed']:,}.",
     ]
     if "rss" in results:

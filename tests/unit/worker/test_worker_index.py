@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pytest
 
@@ -75,3 +79,46 @@ def test_skip_reports_every_document(make_settings: Any) -> None:
     result = indexer.bulk_index({"a": {}, "b": {}})
     assert set(result) == {"a", "b"}
     assert all(v and v.startswith("opensearch-skipped") for v in result.values())
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append({k.lower(): v for k, v in self.headers.items()})
+        body = json.dumps({"version": {"number": "2.11.0"}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[str]:
+    _Recorder.seen = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("auth", "prefix"),
+    [("sigv4", "AWS4-HMAC-SHA256 Credential=testing/"), ("basic", "Basic "), ("none", None)],
+)
+def test_auth_modes_sign_requests(recorder: str, auth: str, prefix: str | None) -> None:
+    indexer = Indexer.for_endpoint(recorder, "files", auth=auth, username="u", password="p")
+    assert indexer.info()["version"]["number"] == "2.11.0"
+    header = _Recorder.seen[-1].get("authorization")
+    if prefix is None:
+        assert header is None
+    else:
+        assert header is not None and header.startswith(prefix)
+    if auth == "sigv4":
+        assert "/ap-northeast-1/es/aws4_request" in header

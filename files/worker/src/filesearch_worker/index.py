@@ -184,9 +184,11 @@ class Indexer:
         if self.skip:
             return False
         try:
-            if self.client.indices.exists(index=self.index):
+            if self.client.indices.exists(index=self.index, request_timeout=60):
                 return False
-            self.client.indices.create(index=self.index, body={"mappings": MAPPING})
+            self.client.indices.create(
+                index=self.index, body={"mappings": MAPPING}, request_timeout=60
+            )
         except Exception as exc:  # noqa: BLE001 - the first bulk will report it again
             log.warning("could not check or create index %s: %s", self.index, exc)
             return False
