@@ -1,0 +1,647 @@
+#!/usr/bin/python
+# Copyright: filesearch-ops contributors
+# Apache License 2.0 (see files/worker/pyproject.toml)
+"""Ansible module sqs_stress_test: a bounded load test of the worker fleet, and its cleanup."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sqs_stress_test
+short_description: Send a bounded synthetic load through the worker fleet and measure it, or remove it again
+description:
+  - The runbook's monthly queue stress test in SQS terms (C(playbooks/stress_test.yml) drives it).
+  - O(state=run) uploads O(count) synthetic text files under C(<prefix><run_id>/) to O(bucket),
+    sends one S3 C(ObjectCreated:Put) event per file to O(queue) and waits - at most O(timeout)
+    seconds - until each file's document is in the OpenSearch index (document id = S3 key) or
+    its entry is in the retry store (C(retry-index/YYYY-MM-DD/<key>.json)). It returns the
+    processing rate, the error rate (every file not indexed counts as an error) and a table.
+  - O(state=cleanup) removes everything a run created - the files, their documents, their
+    retry-store entries and their messages left in the DLQ (and, with O(scan_queue=true), in the
+    queue). Other messages met during the scan are made visible again at once. Run it always,
+    also after a failed run (the playbook does, in an C(always) section).
+  - Needs the C(filesearch_worker) package (its OpenSearch client), so it runs on the control
+    node's project venv.
+version_added: "1.0.0"
+author:
+  - filesearch-ops contributors
+options:
+  state:
+    description: C(run) the load, or C(cleanup) what a run with the same O(run_id) created.
+    type: str
+    choices: [run, cleanup]
+    default: run
+  run_id:
+    description:
+      - Identifies one test; every object key, document id and message of the test contains
+        C(<prefix><run_id>/). Letters, digits, C(.), C(_) and C(-) only.
+    type: str
+    required: true
+  queue:
+    description: Name or URL of the queue the workers consume. Required with O(state=run) and O(scan_queue=true).
+    type: str
+  dlq:
+    description: Name or URL of its dead-letter queue, scanned for the test's messages on cleanup.
+    type: str
+  bucket:
+    description: Bucket of the uploads and of the workers' retry store (their C(S3_BUCKET)).
+    type: str
+    required: true
+  prefix:
+    description: Key prefix of the test files (ends with C(/)).
+    type: str
+    default: stress-test/
+  count:
+    description: Number of files and events (1-10000).
+    type: int
+    default: 100
+  size_bytes:
+    description: Size of each synthetic text file in bytes (16-1048576).
+    type: int
+    default: 2048
+  timeout:
+    description: Seconds to wait for the files to be processed, after the last event is sent (1-3600).
+    type: int
+    default: 300
+  opensearch_endpoint:
+    description: URL of the OpenSearch domain the workers index into.
+    type: str
+    required: true
+  opensearch_index:
+    description: The workers' C(OPENSEARCH_INDEX).
+    type: str
+    required: true
+  opensearch_auth:
+    description: C(auto) (SigV4 for C(*.amazonaws.com), none otherwise), C(sigv4) or C(none).
+    type: str
+    choices: [auto, sigv4, none]
+    default: auto
+  scan_queue:
+    description:
+      - On cleanup, also scan O(queue) for the test's messages (after a run that timed out with
+        messages still unprocessed). Scanning receives messages the workers would otherwise get;
+        the others are made visible again at once.
+    type: bool
+    default: false
+  scan_batches:
+    description: Receive calls (10 messages each) per scanned queue on cleanup, at most.
+    type: int
+    default: 50
+  region:
+    description: AWS region. Defaults to E(AWS_REGION) / E(AWS_DEFAULT_REGION) or the profile's.
+    type: str
+    aliases: [aws_region]
+  endpoint_url:
+    description:
+      - URL of the AWS endpoint (an emulator such as LocalStack).
+      - When unset, boto3 honours E(AWS_ENDPOINT_URL) and E(AWS_ENDPOINT_URL_<SERVICE>).
+    type: str
+    aliases: [aws_endpoint_url]
+  profile:
+    description:
+      - Named AWS profile.
+      - Mutually exclusive with O(access_key), O(secret_key) and O(session_token).
+    type: str
+    aliases: [aws_profile]
+  access_key:
+    description: AWS access key id. Defaults to boto3's credential chain.
+    type: str
+    aliases: [aws_access_key_id, aws_access_key]
+  secret_key:
+    description: AWS secret access key. Defaults to boto3's credential chain.
+    type: str
+    aliases: [aws_secret_access_key, aws_secret_key]
+  session_token:
+    description: AWS session token for temporary credentials.
+    type: str
+    aliases: [aws_session_token]
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is uploaded, sent or deleted in check mode; the plan is returned.
+  diff_mode:
+    support: none
+    description: No diff.
+requirements:
+  - python >= 3.11
+  - boto3
+  - filesearch-worker (pip install files/worker)
+notes:
+  - Bounded in count (O(count) <= 10000) and time (O(timeout) <= 3600 s plus the upload).
+  - The rate is measured from the first event sent to the last document seen indexed; the
+    index is polled once a second, so short runs carry up to a second of error.
+  - Needs C(s3:PutObject), C(s3:ListBucket), C(s3:DeleteObject), C(sqs:SendMessage),
+    C(sqs:ReceiveMessage), C(sqs:DeleteMessage), C(sqs:ChangeMessageVisibility) and read and
+    delete access to the index.
+"""
+
+EXAMPLES = r"""
+- name: Send 500 files through the fleet
+  sqs_stress_test:
+    run_id: "{{ _stress_run_id }}"
+    queue: cis-filesearch-index-queue
+    bucket: cis-filesearch-uploads
+    opensearch_endpoint: https://search-files.ap-northeast-1.es.amazonaws.com
+    opensearch_index: file-index
+    count: 500
+    timeout: 600
+  register: __stress
+
+- name: Remove what the run created
+  sqs_stress_test:
+    state: cleanup
+    run_id: "{{ _stress_run_id }}"
+    dlq: cis-filesearch-dlq
+    bucket: cis-filesearch-uploads
+    opensearch_endpoint: https://search-files.ap-northeast-1.es.amazonaws.com
+    opensearch_index: file-index
+"""
+
+RETURN = r"""
+run_id:
+  description: The run id.
+  returned: always
+  type: str
+  sample: 20261123T201500Z-3f2a
+sent:
+  description: Events accepted by SQS.
+  returned: state=run
+  type: int
+  sample: 50
+send_failed:
+  description: Events SQS refused (counted as errors).
+  returned: state=run
+  type: int
+  sample: 0
+indexed:
+  description: Files whose document was found in the index.
+  returned: state=run
+  type: int
+  sample: 50
+retry_stored:
+  description: Files not indexed but stored in the retry store (the worker's indexing failed).
+  returned: state=run
+  type: int
+  sample: 0
+unaccounted:
+  description: Files neither indexed nor in the retry store when the wait ended (DLQ, still queued, lost).
+  returned: state=run
+  type: int
+  sample: 0
+errors:
+  description: O(count) minus RV(indexed).
+  returned: state=run
+  type: int
+  sample: 0
+error_rate_percent:
+  description: RV(errors) / O(count) x 100.
+  returned: state=run
+  type: float
+  sample: 0.0
+timed_out:
+  description: True when the wait ended at O(timeout) with files unprocessed.
+  returned: state=run
+  type: bool
+  sample: false
+upload_seconds:
+  description: Time taken by the uploads.
+  returned: state=run
+  type: float
+  sample: 1.9
+processing_seconds:
+  description: From the first event sent to the last file seen processed.
+  returned: state=run
+  type: float
+  sample: 12.4
+rate_per_second:
+  description: RV(indexed) / RV(processing_seconds) (null when nothing was indexed).
+  returned: state=run
+  type: float
+  sample: 4.03
+failed_keys:
+  description: Up to 20 keys that were not indexed.
+  returned: state=run
+  type: list
+  elements: str
+  sample: []
+table:
+  description: The figures as an aligned text table, one line per element.
+  returned: state=run
+  type: list
+  elements: str
+  sample: ["files sent            50", "indexed               50"]
+removed:
+  description: What cleanup removed.
+  returned: state=cleanup
+  type: dict
+  sample: {"objects": 50, "retry_entries": 0, "documents": 50, "dlq_messages": 0, "queue_messages": 0}
+"""
+
+import contextlib
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote_plus, urlparse
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.filesearch_aws import (
+    AWS_MUTUALLY_EXCLUSIVE,
+    AWS_REQUIRED_TOGETHER,
+    BOTO_ERRORS,
+    aws_argument_spec,
+    aws_client,
+    fail_aws,
+    require_boto3,
+    require_filesearch_worker,
+)
+
+with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
+    from filesearch_worker.errors import TransientError
+    from filesearch_worker.index import Indexer
+
+RETRY_PREFIX = "retry-index/"
+MAX_COUNT = 10_000
+MAX_TIMEOUT = 3600
+POLL_SECONDS = 1.0
+MGET_CHUNK = 500
+_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_WORDS = (
+    "invoice contract drawing minutes budget schedule report survey estimate "
+    "specification memo proposal quotation ledger inventory"
+).split()
+
+
+def argument_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "state": {"type": "str", "choices": ["run", "cleanup"], "default": "run"},
+        "run_id": {"type": "str", "required": True},
+        "queue": {"type": "str"},
+        "dlq": {"type": "str"},
+        "bucket": {"type": "str", "required": True},
+        "prefix": {"type": "str", "default": "stress-test/"},
+        "count": {"type": "int", "default": 100},
+        "size_bytes": {"type": "int", "default": 2048},
+        "timeout": {"type": "int", "default": 300},
+        "opensearch_endpoint": {"type": "str", "required": True},
+        "opensearch_index": {"type": "str", "required": True},
+        "opensearch_auth": {
+            "type": "str",
+            "choices": ["auto", "sigv4", "none"],
+            "default": "auto",
+        },
+        "scan_queue": {"type": "bool", "default": False},
+        "scan_batches": {"type": "int", "default": 50},
+    }
+    spec.update(aws_argument_spec())
+    return spec
+
+
+# --- the load ------------------------------------------------------------------------
+def run_prefix(prefix: str, run_id: str) -> str:
+    """``<prefix><run_id>/``: every key of one run starts with it."""
+    return f"{prefix}{run_id}/"
+
+
+def run_keys(prefix: str, run_id: str, count: int) -> list[str]:
+    """The S3 keys of one run, in order."""
+    base = run_prefix(prefix, run_id)
+    return [f"{base}file-{i:05d}.txt" for i in range(count)]
+
+
+def synthetic_text(key: str, size: int) -> bytes:
+    """Deterministic text of ``size`` bytes that names its key (searchable, extractable)."""
+    head = f"stress test file {key}\n"
+    words: list[str] = []
+    total = len(head)
+    i = sum(key.encode())
+    while total < size:
+        word = _WORDS[i % len(_WORDS)]
+        words.append(word)
+        total += len(word) + 1
+        i += 7
+    return (head + " ".join(words))[:size].encode("ascii")
+
+
+def s3_event(bucket: str, key: str, size: int, region: str) -> str:
+    """The S3 event notification the bucket would send for ``key`` (key URL-encoded)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(key, safe="/"), "size": size},
+        },
+    }
+    return json.dumps({"Records": [record]})
+
+
+def queue_url(sqs: Any, queue: str) -> str:
+    """A queue URL from a name or URL."""
+    if urlparse(queue).scheme in ("http", "https"):
+        return queue
+    return str(sqs.get_queue_url(QueueName=queue)["QueueUrl"])
+
+
+def upload(s3: Any, bucket: str, keys: list[str], size: int) -> None:
+    """Upload the test files (8 at a time)."""
+
+    def put(key: str) -> None:
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=synthetic_text(key, size), ContentType="text/plain"
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, keys))
+
+
+def send_events(sqs: Any, url: str, bucket: str, keys: list[str], size: int, region: str) -> int:
+    """Send one event per key (batches of 10); return how many SQS refused."""
+    refused = 0
+    for start in range(0, len(keys), 10):
+        chunk = keys[start : start + 10]
+        entries = [
+            {"Id": str(i), "MessageBody": s3_event(bucket, key, size, region)}
+            for i, key in enumerate(chunk)
+        ]
+        response = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        refused += len(response.get("Failed", []))
+    return refused
+
+
+def retry_day_prefixes(since: datetime, until: datetime) -> list[str]:
+    """``retry-index/YYYY-MM-DD/`` for each UTC day of the run."""
+    days = []
+    day = since.date()
+    while day <= until.date():
+        days.append(f"{RETRY_PREFIX}{day.isoformat()}/")
+        day += timedelta(days=1)
+    return days
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """Every object key under ``prefix``."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(str(o["Key"]) for o in page.get("Contents", []))
+    return keys
+
+
+def retry_stored(s3: Any, bucket: str, base: str, days: list[str]) -> set[str]:
+    """The test keys that have a retry-store entry."""
+    found: set[str] = set()
+    for day in days:
+        for obj in list_keys(s3, bucket, f"{day}{base}"):
+            found.add(obj[len(day) :].removesuffix(".json"))
+    return found
+
+
+def indexed_ids(indexer: Any, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` that have a document (multi-get in chunks)."""
+    found: set[str] = set()
+    for start in range(0, len(ids), MGET_CHUNK):
+        found |= indexer.existing_ids(ids[start : start + MGET_CHUNK])
+    return found
+
+
+def wait_processed(
+    indexer: Any,
+    s3: Any,
+    bucket: str,
+    base: str,
+    keys: list[str],
+    started: datetime,
+    deadline: float,
+) -> tuple[set[str], set[str], float | None]:
+    """Poll until every key is indexed or retry-stored, or until ``deadline``.
+
+    Returns the indexed keys, the retry-stored keys and the monotonic time the
+    last new document was seen (None when none was).
+    """
+    indexed: set[str] = set()
+    stored: set[str] = set()
+    last_seen: float | None = None
+    while True:
+        pending = [k for k in keys if k not in indexed]
+        new = indexed_ids(indexer, pending) if pending else set()
+        if new:
+            indexed |= new
+            last_seen = time.monotonic()
+        stored = retry_stored(
+            s3, bucket, base, retry_day_prefixes(started, datetime.now(UTC))
+        ) - indexed
+        if len(indexed) + len(stored) >= len(keys) or time.monotonic() >= deadline:
+            return indexed, stored, last_seen
+        time.sleep(POLL_SECONDS)
+
+
+def table(result: dict[str, Any], count: int, size: int) -> list[str]:
+    """The figures as aligned lines."""
+    rate = result["rate_per_second"]
+    rows = [
+        ("files sent", f"{result['sent']} of {count} ({size} bytes each)"),
+        ("upload", f"{result['upload_seconds']:.1f} s"),
+        ("indexed", str(result["indexed"])),
+        ("retry store", str(result["retry_stored"])),
+        ("unaccounted", str(result["unaccounted"])),
+        ("processing time", f"{result['processing_seconds']:.1f} s"),
+        ("rate", f"{rate:.2f} files/s" if rate is not None else "-"),
+        ("error rate", f"{result['error_rate_percent']:.2f} %"),
+        ("timed out", "yes" if result["timed_out"] else "no"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return [f"{name.ljust(width)}  {value}" for name, value in rows]
+
+
+def make_indexer(p: dict[str, Any]) -> Any:
+    """The workers' OpenSearch client, for one index."""
+    auth = p["opensearch_auth"]
+    if auth == "auto":
+        host = urlparse(p["opensearch_endpoint"]).hostname or ""
+        auth = "sigv4" if host.endswith(".amazonaws.com") else "none"
+    return Indexer.for_endpoint(
+        p["opensearch_endpoint"],
+        p["opensearch_index"],
+        auth=auth,
+        region=p.get("region") or "ap-northeast-1",
+        timeout=30.0,
+        failure_threshold=1000,
+        cooldown=0.0,
+    )
+
+
+def run(module: AnsibleModule) -> dict[str, Any]:
+    p = module.params
+    count, size, timeout = p["count"], p["size_bytes"], p["timeout"]
+    base = run_prefix(p["prefix"], p["run_id"])
+    keys = run_keys(p["prefix"], p["run_id"], count)
+    if module.check_mode:
+        return {"changed": True, "run_id": p["run_id"], "msg": f"would send {count} files"}
+    s3 = aws_client(module, "s3")
+    sqs = aws_client(module, "sqs")
+    indexer = make_indexer(p)
+    region = s3.meta.region_name or "us-east-1"
+    url = queue_url(sqs, p["queue"])
+    t0 = time.monotonic()
+    upload(s3, p["bucket"], keys, size)
+    upload_seconds = time.monotonic() - t0
+    started_at = datetime.now(UTC)
+    send_start = time.monotonic()
+    refused = send_events(sqs, url, p["bucket"], keys, size, region)
+    deadline = time.monotonic() + timeout
+    indexed, stored, last_seen = wait_processed(
+        indexer, s3, p["bucket"], base, keys, started_at, deadline
+    )
+    processing = (last_seen or time.monotonic()) - send_start
+    errors = count - len(indexed)
+    result: dict[str, Any] = {
+        "changed": True,
+        "run_id": p["run_id"],
+        "sent": count - refused,
+        "send_failed": refused,
+        "indexed": len(indexed),
+        "retry_stored": len(stored),
+        "unaccounted": count - len(indexed) - len(stored),
+        "errors": errors,
+        "error_rate_percent": round(100.0 * errors / count, 2),
+        "timed_out": len(indexed) + len(stored) < count,
+        "upload_seconds": round(upload_seconds, 2),
+        "processing_seconds": round(processing, 2),
+        "rate_per_second": round(len(indexed) / processing, 2)
+        if indexed and processing > 0
+        else None,
+        "failed_keys": [k for k in keys if k not in indexed][:20],
+    }
+    result["table"] = table(result, count, size)
+    return result
+
+
+# --- cleanup ---------------------------------------------------------------------------
+def scan_queue(sqs: Any, url: str, marker: str, batches: int) -> int:
+    """Delete the messages whose body contains ``marker``; release the others at once."""
+    removed = 0
+    for _ in range(batches):
+        response = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=1
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            break
+        ours = [m for m in messages if marker in m.get("Body", "")]
+        others = [m for m in messages if marker not in m.get("Body", "")]
+        if others:
+            sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(others)
+                ],
+            )
+        if ours:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(ours)
+                ],
+            )
+            removed += len(ours)
+    return removed
+
+
+def delete_objects(s3: Any, bucket: str, keys: list[str]) -> int:
+    """Delete ``keys`` (1000 per call); return how many."""
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+        )
+    return len(keys)
+
+
+def delete_documents(indexer: Any, ids: list[str]) -> int:
+    """Delete the documents among ``ids`` that exist; return how many."""
+    present = sorted(indexed_ids(indexer, ids))
+    return sum(1 for doc_id in present if indexer.delete(doc_id))
+
+
+def cleanup(module: AnsibleModule) -> dict[str, Any]:
+    p = module.params
+    base = run_prefix(p["prefix"], p["run_id"])
+    s3 = aws_client(module, "s3")
+    objects = list_keys(s3, p["bucket"], base)
+    days = [
+        str(d["Prefix"])
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=p["bucket"], Prefix=RETRY_PREFIX, Delimiter="/"
+        )
+        for d in page.get("CommonPrefixes", [])
+    ]
+    entries = [k for day in days for k in list_keys(s3, p["bucket"], f"{day}{base}")]
+    indexer = make_indexer(p)
+    ids = objects or run_keys(p["prefix"], p["run_id"], p["count"])
+    present = sorted(indexed_ids(indexer, ids))
+    pending = bool(objects or entries or present)
+    removed = {"objects": 0, "retry_entries": 0, "documents": 0}
+    removed["dlq_messages"] = 0
+    removed["queue_messages"] = 0
+    if module.check_mode:
+        return {
+            "changed": pending,
+            "run_id": p["run_id"],
+            "removed": removed,
+            "msg": f"would remove {len(objects)} objects, {len(entries)} retry entries, "
+            f"{len(present)} documents and the run's queued messages",
+        }
+    sqs = aws_client(module, "sqs") if p["dlq"] or p["scan_queue"] else None
+    if sqs is not None and p["scan_queue"]:
+        removed["queue_messages"] = scan_queue(
+            sqs, queue_url(sqs, p["queue"]), base, p["scan_batches"]
+        )
+    if sqs is not None and p["dlq"]:
+        removed["dlq_messages"] = scan_queue(sqs, queue_url(sqs, p["dlq"]), base, p["scan_batches"])
+    removed["objects"] = delete_objects(s3, p["bucket"], objects)
+    removed["retry_entries"] = delete_objects(s3, p["bucket"], entries)
+    removed["documents"] = delete_documents(indexer, present)
+    return {"changed": any(removed.values()), "run_id": p["run_id"], "removed": removed}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
+        required_together=AWS_REQUIRED_TOGETHER,
+        required_if=[("state", "run", ["queue"]), ("scan_queue", True, ["queue"])],
+        supports_check_mode=True,
+    )
+    require_boto3(module)
+    require_filesearch_worker(module)
+    p = module.params
+    if not _RUN_ID.match(p["run_id"]):
+        module.fail_json(msg=f"run_id must be 1-64 letters, digits, '.', '_' or '-'; got {p['run_id']!r}")
+    if not p["prefix"] or not p["prefix"].endswith("/") or p["prefix"].startswith(RETRY_PREFIX):
+        module.fail_json(msg=f"prefix must end with '/' and lie outside {RETRY_PREFIX}; got {p['prefix']!r}")
+    if not 1 <= p["count"] <= MAX_COUNT:
+        module.fail_json(msg=f"count must be 1-{MAX_COUNT} (a bounded test); got {p['count']}")
+    if not 16 <= p["size_bytes"] <= 1_048_576:
+        module.fail_json(msg=f"size_bytes must be 16-1048576; got {p['size_bytes']}")
+    if not 1 <= p["timeout"] <= MAX_TIMEOUT:
+        module.fail_json(msg=f"timeout must be 1-{MAX_TIMEOUT} seconds; got {p['timeout']}")
+    if not 1 <= p["scan_batches"] <= 1000:
+        module.fail_json(msg=f"scan_batches must be 1-1000; got {p['scan_batches']}")
+    try:
+        result = run(module) if p["state"] == "run" else cleanup(module)
+    except BOTO_ERRORS as exc:
+        fail_aws(module, exc, f"Stress test {p['run_id']} ({p['state']}) failed")
+    except TransientError as exc:
+        module.fail_json(msg=f"Stress test {p['run_id']} ({p['state']}): OpenSearch: {exc}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
