@@ -283,7 +283,8 @@ def main() -> int:
     if not args.no_append:
         machine = (
             f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, {bench.info['aws_emulator']} + osmem-server"
+            f"Python {platform.python_version()}, {bench.info['aws_emulator']} + osmem-server, "
+            f"load average {os.getloadavg()[0]:.1f} at the end"
         )
         command = "`.venv/bin/python bench/dlq_recovery.py " + " ".join(sys.argv[1:]) + "`"
         section = (
