@@ -93,3 +93,26 @@ def test_health_passes(host: Any) -> None:
             f"{BASE}/current/venv/bin/filesearch-worker health"
         )
     assert result.rc == 0, result.stdout + result.stderr
+
+
+def test_legacy_install_left_in_place(host: Any) -> None:
+    """The seed's flat worker.py is still where it was, unchanged."""
+    legacy = host.file(f"{BASE}/worker.py")
+    assert legacy.exists
+    assert "legacy worker polling" in legacy.content_string
+
+
+def test_legacy_install_adopted_as_previous(host: Any) -> None:
+    """A copy became release <mtime>-legacy, with its old unit, and `previous` names it."""
+    previous = host.file(f"{BASE}/previous")
+    assert previous.is_symlink
+    assert previous.linked_to.endswith("-legacy")
+    assert host.file(f"{previous.linked_to}/worker.py").exists
+    with host.sudo():
+        old_unit = host.file(f"{previous.linked_to}/legacy-config/phased-worker.service")
+        assert "worker.py" in old_unit.content_string
+
+
+def test_legacy_unit_replaced(host: Any) -> None:
+    """The legacy plain unit is stopped and disabled (the template instances took over)."""
+    assert not host.service("phased-worker.service").is_running
