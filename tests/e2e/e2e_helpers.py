@@ -94,7 +94,7 @@ class Feeder:
     Bounded: at most ``limit`` files. ``keys`` lists every key sent, in order.
     """
 
-    def __init__(self, s3: Any, sqs: Any, bucket: str, queue_url: str, limit: int = 400) -> None:
+    def __init__(self, s3: Any, sqs: Any, bucket: str, queue_url: str, limit: int = 1000) -> None:
         self.s3, self.sqs, self.bucket, self.queue_url, self.limit = (
             s3,
             sqs,
@@ -117,7 +117,7 @@ class Feeder:
         self.keys.append(key)
         return key
 
-    def start(self, label: str, every: float = 1.0) -> None:
+    def start(self, label: str, every: float = 2.0) -> None:
         """Send one file every ``every`` seconds until stop()."""
         self._stop.clear()
 

@@ -68,6 +68,40 @@ def _source_files(source: Path) -> list[Path]:
     return files
 
 
+def _pip(args: argparse.Namespace, pip_args: list[str]) -> None:
+    cmd = [args.pip_python, "-m", "pip", "--quiet", "--disable-pip-version-check", *pip_args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"pip {pip_args[0]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+def _dependency_wheels(
+    args: argparse.Namespace, source: Path, constraints: Path, cache: Path, py_tag: str
+) -> Path:
+    """The wheels of the worker's dependencies (not the worker itself), built once.
+
+    Keyed by the project metadata and the constraints only, so a change to the
+    worker's code rebuilds just its own small wheel.
+    """
+    key = hashlib.sha256()
+    for part in ((source / "pyproject.toml").read_bytes(), constraints.read_bytes()):
+        key.update(part + b"\0")
+    key.update(f"{py_tag}|{args.extras}".encode())
+    deps = cache / f"deps-{key.hexdigest()[:16]}"
+    if deps.is_dir():
+        os.utime(deps)  # recently used: kept by prune_cache
+        return deps
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        wheels = Path(tmp) / "wheels"
+        target = f"{source}[{args.extras}]" if args.extras else str(source)
+        _pip(args, ["wheel", "--wheel-dir", str(wheels), "--constraint", str(constraints), target])
+        own = args.package.replace("-", "_") + "-"
+        for wheel in wheels.glob(own + "*.whl"):
+            wheel.unlink()
+        wheels.replace(deps)
+    return deps
+
+
 def git_short_sha(source: Path) -> str:
     """The source tree's commit (``nogit`` outside a repository)."""
     try:
@@ -98,28 +132,14 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     built = False
     if not tarball.is_file():
         cache.mkdir(parents=True, exist_ok=True)
+        deps = _dependency_wheels(args, source, constraints, cache, py_tag)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            wheels = Path(tmp) / "wheels"
-            cmd = [
-                args.pip_python,
-                "-m",
-                "pip",
-                "wheel",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--wheel-dir",
-                str(wheels),
-                "--constraint",
-                str(constraints),
-                f"{source}[{args.extras}]" if args.extras else str(source),
-            ]
+            own = Path(tmp)
             # pip builds the local project in a temporary copy; nothing is written to source.
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise SystemExit(f"pip wheel failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+            _pip(args, ["wheel", "--no-deps", "--wheel-dir", str(own), str(source)])
             partial = tarball.with_suffix(".tar.partial")
             with tarfile.open(partial, "w") as tar:
-                for wheel in sorted(wheels.iterdir()):
+                for wheel in sorted([*deps.iterdir(), *own.iterdir()]):
                     tar.add(wheel, arcname=wheel.name)
             partial.replace(tarball)
         built = True
@@ -165,6 +185,9 @@ def prune_cache(cache: Path, keep: int) -> None:
     tarballs = sorted(cache.glob("wheelhouse-*.tar"), key=lambda p: p.stat().st_mtime)
     for old in tarballs[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
+    dep_sets = sorted(cache.glob("deps-*"), key=lambda p: p.stat().st_mtime)
+    for old in dep_sets[:-2]:
+        shutil.rmtree(old, ignore_errors=True)
     for stale in cache.glob("tmp*"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
