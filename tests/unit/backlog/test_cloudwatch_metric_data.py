@@ -1,0 +1,100 @@
+"""Unit tests of library/cloudwatch_metric_data.py (moto in-process)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from .conftest import ModuleFail, RunModule, load_library
+
+MOD = load_library("cloudwatch_metric_data")
+END = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+
+
+def depth_query(qid: str, queue: str) -> dict[str, object]:
+    return {
+        "id": qid,
+        "namespace": "AWS/SQS",
+        "metric_name": "ApproximateNumberOfMessagesVisible",
+        "dimensions": {"QueueName": queue},
+        "stat": "Maximum",
+    }
+
+
+def test_points_come_back_oldest_first_and_missing_series_stay_empty(
+    aws: None, run_module: RunModule
+) -> None:
+    cloudwatch = boto3.client("cloudwatch")
+    published = {10: 5.0, 20: 120.0, 30: 40.0}  # minutes into the window -> value
+    start = END - timedelta(hours=1)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [{"Name": "QueueName", "Value": "q-main"}],
+                "Timestamp": start + timedelta(minutes=m),
+                "Value": v,
+            }
+            for m, v in published.items()
+        ],
+    )
+    result = run_module(
+        MOD,
+        {
+            "start_time": start.isoformat(),
+            "end_time": END.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "queries": [depth_query("queue", "q-main"), depth_query("dlq", "q-dlq")],
+        },
+    )
+    assert result["changed"] is False
+    assert result["start_time"] == "2026-11-23T19:00:00Z"
+    assert result["end_time"] == "2026-11-23T20:00:00Z"
+    queue, dlq = result["series"]
+    assert queue["id"] == "queue" and dlq["id"] == "dlq"
+    assert queue["values"] == list(published.values())
+    assert queue["timestamps"] == sorted(queue["timestamps"])
+    assert dlq["values"] == [] and dlq["timestamps"] == []
+
+
+def test_window_defaults_to_the_last_minutes() -> None:
+    start, end = MOD.window({"window_minutes": 90, "start_time": None, "end_time": None}, END)
+    assert (start, end) == (END - timedelta(minutes=90), END)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"start_time": "2026-11-23T21:00:00Z", "end_time": "2026-11-23T20:00:00Z"}, "before"),
+        ({"start_time": "yesterday"}, "start_time must be an ISO 8601"),
+        ({"window_minutes": 0}, "window_minutes must be 1-64800"),
+    ],
+)
+def test_bad_windows_are_refused(
+    aws: None, run_module: RunModule, args: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ModuleFail, match=message):
+        run_module(MOD, {"queries": [depth_query("queue", "q")], **args})
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"id": "Queue", "namespace": "AWS/SQS", "metric_name": "M"}, "lower-case letter"),
+        ({"id": "queue", "namespace": "AWS/SQS"}, "namespace and metric_name are required"),
+        ({"id": "queue", "namespace": "AWS/SQS", "metric_name": "M", "period": 90}, "period"),
+        ({"id": "e", "expression": "m1 * 2", "metric_name": "M"}, "either expression"),
+    ],
+)
+def test_bad_queries_are_refused(
+    aws: None, run_module: RunModule, query: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ModuleFail, match=message):
+        run_module(MOD, {"queries": [query]})
+
+
+def test_duplicate_ids_are_refused(aws: None, run_module: RunModule) -> None:
+    with pytest.raises(ModuleFail, match="used twice"):
+        run_module(MOD, {"queries": [depth_query("q", "a"), depth_query("q", "b")]})
