@@ -68,6 +68,7 @@ def test_deploy_rollback_cycle_loses_no_message(
         "sqs_worker_s3_bucket": stack.bucket,
         "sqs_worker_opensearch_index": stack.index,
         "sqs_worker_visibility_timeout": stack.visibility_timeout,
+        "deploy_serial": 2,  # both hosts in one batch: the rolling order is not under test here
     }
     feeder = Feeder(s3, sqs, stack.bucket, stack.queue_url)
 
