@@ -29,8 +29,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402  (after the backend is chosen)
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def load(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("series"), list):
-        raise ValueError(f"{path}: expected an object with a 'series' list")
+        raise ValueError(f"{path}: expected an object with a 'series' list")  # noqa: TRY004  (bad input, not a bad call)
     for n, series in enumerate(data["series"]):
         stamps, values = series.get("timestamps", []), series.get("values", [])
         if len(stamps) != len(values):
