@@ -4,7 +4,9 @@ Imported by the tests of this directory (pytest puts it on sys.path)."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import subprocess
 import time
 from collections.abc import Callable
@@ -38,14 +40,18 @@ class PlaybookRun:
 
 
 def run_playbook(
-    playbook: str, env: dict[str, str], extra: dict[str, Any] | None = None, timeout: float = 300
+    playbook: str,
+    env: dict[str, str],
+    extra: dict[str, Any] | None = None,
+    timeout: float = 300,
+    limit: str | None = None,
 ) -> PlaybookRun:
     """``ansible-playbook playbooks/<playbook>`` with ``-e`` JSON; never raises on failure."""
-    import json
-
     argv = [str(ANSIBLE_PLAYBOOK), str(REPO / "playbooks" / playbook)]
     if extra:
         argv += ["-e", json.dumps(extra)]
+    if limit:
+        argv += ["--limit", limit]
     done = subprocess.run(
         argv,
         cwd=REPO,
@@ -68,3 +74,30 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "con
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.5)
+
+
+def ssh(
+    host: Any, key: Path, command: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` with sudo on a sandbox host (never raises on a non-zero exit)."""
+    return subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-p",
+            str(host.port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"{host.user}@{host.address}",
+            f"sudo sh -c {shlex.quote(command)}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

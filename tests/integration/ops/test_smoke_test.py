@@ -1,0 +1,89 @@
+"""playbooks/smoke_test.yml against a worker deployed by playbooks/deploy.yml on worker1.
+
+The worker gets a private layout (base dir, unit, environment file) and a private
+queue/bucket/index (the ``stack`` fixture), so the host's regular phased-worker
+and the shared resources are left alone. One deploy, then: the smoke test passes
+and leaves nothing behind; with the worker stopped it fails with a clear message
+and still cleans up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ops_helpers import run_playbook, ssh
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.hosts, pytest.mark.slow]
+
+HOST = "worker1"
+
+
+@pytest.fixture
+def deployed(sandbox: Any, stack: Any) -> Iterator[dict[str, Any]]:
+    """A worker for ``stack`` deployed on worker1 under a private name; removed afterwards."""
+    slug = f"ops-smoke-{uuid.uuid4().hex[:6]}"
+    base_dir = f"/home/ec2-user/{slug}"
+    layout = {
+        "sqs_worker_base_dir": base_dir,
+        "sqs_worker_service_name": slug,
+        "worker_backup_dir": f"/home/ec2-user/{slug}-backups",
+        "sqs_worker_queue_url": stack.queue_url,
+        "sqs_worker_dlq_url": stack.dlq_url,
+        "sqs_worker_s3_bucket": stack.bucket,
+        "sqs_worker_opensearch_index": stack.index,
+        "sqs_worker_visibility_timeout": 30,
+    }
+    try:
+        deploy = run_playbook("deploy.yml", sandbox.env, layout, timeout=900, limit=HOST)
+        assert deploy.rc == 0, deploy.output[-4000:]
+        yield {**layout, "smoke_test_service_name": slug, "smoke_test_timeout": 90}
+    finally:
+        ssh(
+            sandbox.hosts[HOST],
+            sandbox.ssh_key,
+            f"systemctl disable --now {slug} 2>/dev/null; "
+            f"rm -f /etc/systemd/system/{slug}.service /etc/{slug}.env; "
+            f"rm -rf {base_dir} /home/ec2-user/{slug}-backups; systemctl daemon-reload",
+        )
+
+
+def _leftovers(s3: Any, opensearch: Any, stack: Any) -> tuple[list[str], int]:
+    listed = s3.list_objects_v2(Bucket=stack.bucket, Prefix="smoke-test/")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    if not opensearch.indices.exists(index=stack.index):
+        return keys, 0
+    opensearch.indices.refresh(index=stack.index)
+    count = opensearch.count(index=stack.index)["count"]
+    return keys, int(count)
+
+
+def test_smoke_test_passes_then_fails_when_the_worker_is_down(
+    sandbox: Any, stack: Any, s3: Any, opensearch: Any, deployed: dict[str, Any]
+) -> None:
+    run = run_playbook("smoke_test.yml", sandbox.env, deployed, limit=f"localhost,{HOST}")
+    assert run.rc == 0, run.output[-5000:]
+    assert '"indexed": 3' in run.output
+    assert run.output.count(': "indexed"') == 3  # three messages settled as indexed
+    assert '"in_flight_at_end": 0' in run.output
+    assert "スモーク テスト 1.txt" in run.output
+    assert _leftovers(s3, opensearch, stack) == ([], 0)
+
+    ssh(
+        sandbox.hosts[HOST],
+        sandbox.ssh_key,
+        f"systemctl stop {deployed['sqs_worker_service_name']}",
+    )
+    down = run_playbook(
+        "smoke_test.yml",
+        sandbox.env,
+        {**deployed, "smoke_test_timeout": 15, "smoke_test_count": 2},
+        limit=f"localhost,{HOST}",
+    )
+    assert down.rc != 0
+    assert "2 of 2 documents not indexed after 15s" in down.output
+    keys, documents = _leftovers(s3, opensearch, stack)
+    assert keys == []  # cleaned up after the failure too
+    assert documents == 0
