@@ -1,0 +1,118 @@
+"""Helpers for the backlog playbook tests: real ansible-playbook runs and commands on the hosts.
+
+Imported by the tests of this directory (pytest puts it on sys.path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ansible-playbook process, its JSON callback output parsed."""
+
+    rc: int
+    output: dict[str, Any]
+    stderr: str
+
+    def results(self, task: str, host: str = "localhost") -> list[dict[str, Any]]:
+        """Every result of ``host`` for the tasks named ``task``, in run order."""
+        found = []
+        for play in self.output.get("plays", []):
+            for t in play["tasks"]:
+                if t["task"]["name"] == task and host in t["hosts"]:
+                    found.append(t["hosts"][host])
+        return found
+
+    def result(self, task: str, host: str = "localhost") -> dict[str, Any]:
+        """The last result of ``host`` for ``task``."""
+        found = self.results(task, host)
+        assert found, f"no task {task!r} ran on {host}:\n{self.failures()}"
+        return found[-1]
+
+    def failures(self) -> str:
+        """``host: task: msg`` of each failed task (for assertion messages)."""
+        out = []
+        for play in self.output.get("plays", []):
+            for t in play["tasks"]:
+                for host, r in t["hosts"].items():
+                    if r.get("failed") and not r.get("failed_when_result") is False:
+                        out.append(f"{host}: {t['task']['name']}: {r.get('msg')}")
+        return "\n".join(out) or self.stderr[-3000:]
+
+
+def run_playbook(
+    playbook: str,
+    env: dict[str, str],
+    extra: dict[str, Any] | None = None,
+    limit: str | None = None,
+    timeout: float = 600,
+) -> Run:
+    """``ansible-playbook playbooks/<playbook>`` with ``-e`` JSON; never raises on failure."""
+    argv = [str(ANSIBLE_PLAYBOOK), str(REPO / "playbooks" / playbook)]
+    if extra:
+        argv += ["-e", json.dumps(extra)]
+    if limit:
+        argv += ["--limit", limit]
+    done = subprocess.run(
+        argv,
+        cwd=REPO,
+        env={
+            **env,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_NOCOLOR": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    try:
+        output = json.loads(done.stdout)
+    except ValueError:
+        pytest.fail(f"ansible-playbook gave no JSON (rc {done.returncode}):\n{done.stdout[-3000:]}")
+    return Run(done.returncode, output, done.stderr)
+
+
+def on_host(sandbox: Any, host: str, command: str, timeout: float = 60) -> str:
+    """Run ``command`` as root on a test host (ssh + sudo); return stdout, fail on error."""
+    h = sandbox.hosts[host]
+    done = subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(sandbox.ssh_key),
+            "-p",
+            str(h.port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+            f"{h.user}@{h.address}",
+            "sudo sh -c " + shlex.quote(command),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(os.environ),
+    )
+    if done.returncode != 0:
+        pytest.fail(f"{host}: {command!r} failed ({done.returncode}): {done.stderr}")
+    return done.stdout
