@@ -47,7 +47,7 @@ class Run:
         for play in self.output.get("plays", []):
             for t in play["tasks"]:
                 for host, r in t["hosts"].items():
-                    if r.get("failed") and not r.get("failed_when_result") is False:
+                    if r.get("failed"):
                         out.append(f"{host}: {t['task']['name']}: {r.get('msg')}")
         return "\n".join(out) or self.stderr[-3000:]
 

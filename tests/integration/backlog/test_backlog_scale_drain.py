@@ -51,7 +51,8 @@ def test_scale_up_with_concurrency_then_back_to_the_plain_unit(sandbox: Any) -> 
     journal = on_host(
         sandbox,
         "worker2",
-        "journalctl --no-pager -o cat -u 'phased-worker@*' --since '-10min' --grep '\"event\": \"stopped\"'",
+        "journalctl --no-pager -o cat -u 'phased-worker@*' --since '-10min' "
+        '--grep \'"event": "stopped"\'',
     )
     assert '"drained": true' in journal, "the surplus instances did not drain on scale-down"
 
