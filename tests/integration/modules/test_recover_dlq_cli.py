@@ -4,6 +4,7 @@ run as a real process against the local stack with the worker's environment."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,41 @@ def test_configuration_error_is_reported(stack: Any) -> None:
     )
     assert done.returncode == 2
     assert "deduplication needs OpenSearch" in done.stdout + done.stderr
+
+
+def test_sigterm_settles_the_batch_in_hand_and_releases_the_rest(
+    stack: Any, sqs: Any, s3: Any
+) -> None:
+    total = 200
+    for start in range(0, total, 10):
+        sqs.send_message_batch(
+            QueueUrl=stack.dlq_url,
+            Entries=[{"Id": str(i), "MessageBody": f"junk {start + i}"} for i in range(10)],
+        )
+    scenario_lib.wait_for(lambda: scenario_lib.depth(sqs, stack.dlq_url) == (total, 0), 30, "seed")
+    proc = subprocess.Popen(
+        [CLI, "recover-dlq", "--json", "--threads", "1", "--messages-per-second", "20"],
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # wait until it has settled something, then stop it as systemd would
+        scenario_lib.wait_for(
+            lambda: sum(scenario_lib.depth(sqs, stack.dlq_url)) < total - 20, 60, "progress"
+        )
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err
+    report = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    archived = report["counts"]["archived"]
+    assert 20 <= archived < total
+    keys = s3.list_objects_v2(Bucket=stack.bucket, Prefix="dlq-archive/").get("KeyCount", 0)
+    assert keys == archived
+    # nothing left in flight: everything not archived is visible in the DLQ again
+    assert scenario_lib.depth(sqs, stack.dlq_url) == (total - archived, 0)

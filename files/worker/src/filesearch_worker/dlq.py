@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -357,6 +358,7 @@ class DlqRecovery:
         source_queue_url: str | None = None,
         reindexer: Reindexer | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop: threading.Event | None = None,
     ) -> None:
         options.validate()
         self.sqs = sqs
@@ -372,7 +374,8 @@ class DlqRecovery:
         self.report._sample_size = options.sample_size
         self.report.dlq_url = dlq_url
         self._limiter = RateLimiter(options.messages_per_second)
-        self._stop = threading.Event()
+        # set by stop() or a signal handler: threads finish their batch, then the run ends
+        self._stop = stop or threading.Event()
         self._fatal: list[BaseException] = []
         self._held: list[str] = []  # receipt handles to make visible again when the run ends
         self._seen: set[str] = set()
@@ -380,6 +383,10 @@ class DlqRecovery:
         self._io = ThreadPoolExecutor(max(2, options.threads * 2), thread_name_prefix="dlq-io")
 
     # -- entry point ----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the batches in hand, settle them, release what is held, and return."""
+        self._stop.set()
 
     def run(self) -> RecoveryReport:
         start = time.monotonic()
@@ -923,6 +930,7 @@ def recover(
     indexer: Indexer | None = None,
     dlq_url: str | None = None,
     source_queue_url: str | None = None,
+    stop: threading.Event | None = None,
 ) -> RecoveryReport:
     """Run one recovery; clients are made from ``settings`` unless given.
 
@@ -963,13 +971,45 @@ def recover(
             indexer=indexer,
             source_queue_url=source or None,
             reindexer=reindexer,
+            stop=stop,
         ).run()
     finally:
         if reindexer is not None:
             reindexer.close()
 
 
+def _on_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGTERM/SIGINT set ``stop`` (systemd stops a timer run with SIGTERM); old handlers."""
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.warning("signal %d: finishing the batches in hand, then stopping", signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    """``filesearch-worker recover-dlq``: 0 when everything examined was settled.
+
+    1 when messages were released or deletes failed, 2 on a configuration or
+    fatal error. SIGTERM/SIGINT end the run gracefully (batches in hand settled,
+    held messages released).
+    """
+    stop = threading.Event()
+    previous = _on_signals(stop)
+    try:
+        return _main(args, settings, stop)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _main(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> int:
     """``filesearch-worker recover-dlq``: 0 when everything examined was settled."""
     options = RecoveryOptions(
         strategy=args.strategy,
@@ -984,11 +1024,17 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         report = recover(
-            settings, options, dlq_url=args.dlq_url, source_queue_url=args.source_queue_url
+            settings,
+            options,
+            dlq_url=args.dlq_url,
+            source_queue_url=args.source_queue_url,
+            stop=stop,
         )
     except (RecoveryError, ValueError) as exc:
         failure: RecoveryError | ValueError = exc
     else:
+        if stop.is_set():
+            log.warning("recover-dlq stopped by a signal; the rest stays in the DLQ")
         print(json.dumps(report.to_dict()) if args.json else report.summary())
         if not args.json:
             for outcome, samples in report.samples.items():
