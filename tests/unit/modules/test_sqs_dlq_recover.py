@@ -94,7 +94,11 @@ def world(aws: None, index: FakeIndexer) -> dict[str, Any]:
         key = f"todo/ファイル {i}.txt"
         s3.put_object(Bucket=BUCKET, Key=key, Body=f"hello {i}".encode())
         sqs.send_message(QueueUrl=dlq, MessageBody=event(key))
-    sqs.send_message(QueueUrl=dlq, MessageBody="not json at all")  # poison
+    sqs.send_message(  # poison, with a binary attribute
+        QueueUrl=dlq,
+        MessageBody="not json at all",
+        MessageAttributes={"blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff"}},
+    )
     sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"hello": "world"}))  # poison
     sqs.send_message(QueueUrl=dlq, MessageBody=event("gone/missing.txt"))  # object deleted
     s3.put_object(Bucket=BUCKET, Key="tired.txt", Body=b"x")
@@ -166,6 +170,8 @@ def test_reindex_settles_every_message_then_is_idempotent(
     for key, record in records.items():
         assert key == f"dlq-archive/{record['archived_at'][:10]}/{record['message_id']}.json"
         assert record["body"] and "attributes" in record
+    blob = next(r for r in records.values() if r["body"] == "not json at all")
+    assert blob["message_attributes"]["blob"]["BinaryValue"] == "AP8="  # base64 of 00 ff
     assert result["samples"]["archived"]
     again = run_module(MOD, args())
     assert again["changed"] is False

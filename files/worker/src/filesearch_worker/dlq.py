@@ -30,6 +30,7 @@ starting a second one.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import signal
@@ -329,6 +330,13 @@ def archive_record(
         "dlq_url": dlq_url,
         "archived_at": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
+
+
+def _json_default(value: Any) -> Any:
+    """Binary message attributes are archived base64-encoded."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
 
 
 def _is_unsupported(exc: BaseException) -> str | None:
@@ -713,7 +721,7 @@ class DlqRecovery:
             self.s3.put_object(
                 Bucket=self.bucket,
                 Key=key,
-                Body=json.dumps(record, ensure_ascii=False).encode("utf-8"),
+                Body=json.dumps(record, ensure_ascii=False, default=_json_default).encode("utf-8"),
                 ContentType="application/json; charset=utf-8",
             )
         except (ClientError, BotoCoreError) as exc:
