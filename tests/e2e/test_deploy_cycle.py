@@ -38,8 +38,8 @@ def _current(sandbox: Any, base_dir: str) -> dict[str, str]:
     }
 
 
-def _ok(run: PlaybookRun, what: str) -> None:
-    assert run.rc == 0, f"{what} failed (rc={run.rc}):\n{run.tail()}"
+def _ok(run: PlaybookRun, what: str, context: str = "") -> None:
+    assert run.rc == 0, f"{what} failed (rc={run.rc}):\n{run.tail()}\n{context}"
     for host in HOSTS:
         assert run.recap.get(host, {}).get("failed") == 0, f"{what}: {host} failed\n{run.tail()}"
 
@@ -80,22 +80,33 @@ def test_deploy_rollback_cycle_loses_no_message(
         finally:
             feeder.stop()
 
+    def dlq_contents() -> str:
+        """What reached the DLQ (for failure messages): body and attributes, left in place."""
+        got = sqs.receive_message(
+            QueueUrl=stack.dlq_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return json.dumps(got.get("Messages", []), ensure_ascii=False, default=str)[:3000]
+
     try:
         # v1 on both hosts (one batch: the rolling order is not what this test is about)
         v1 = deploy("v1", sqs_worker_build_tag=f"{slug}-v1")
-        _ok(v1, "deploy v1")
+        _ok(v1, "deploy v1", dlq_contents() if v1.rc else "")
         v1_id = _current(sandbox, base_dir)
         assert v1_id["worker1"] == v1_id["worker2"], v1_id
 
         # the same release again: nothing changes anywhere
         again = deploy("v1-again", sqs_worker_build_tag=f"{slug}-v1")
-        _ok(again, "repeat deploy of v1")
+        _ok(again, "repeat deploy of v1", dlq_contents() if again.rc else "")
         assert {h: again.changed(h) for h in HOSTS} == dict.fromkeys(HOSTS, 0), again.tail(120)
         assert _current(sandbox, base_dir) == v1_id
 
         # v2: a new release
         v2 = deploy("v2", sqs_worker_build_tag=f"{slug}-v2")
-        _ok(v2, "deploy v2")
+        _ok(v2, "deploy v2", dlq_contents() if v2.rc else "")
         v2_id = _current(sandbox, base_dir)
         assert v2_id["worker1"] == v2_id["worker2"] != v1_id["worker1"], (v1_id, v2_id)
 
@@ -161,7 +172,7 @@ def test_deploy_rollback_cycle_loses_no_message(
             f"every one of the {len(feeder.keys)} sent files to be indexed",
         )
         dlq = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["All"])["Attributes"]
-        assert dlq["ApproximateNumberOfMessages"] == "0", dlq
+        assert dlq["ApproximateNumberOfMessages"] == "0", dlq_contents()
         assert dlq["ApproximateNumberOfMessagesNotVisible"] == "0", dlq
         assert len(feeder.keys) >= 6, feeder.keys
         print(
