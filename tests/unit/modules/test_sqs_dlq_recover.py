@@ -230,11 +230,39 @@ def test_limits_max_batches_and_max_messages(run_module: RunModule, world: dict[
     assert depth(world["sqs"], world["dlq"]) == world["total"] - 7
 
 
-def test_rate_limit_is_applied(run_module: RunModule, world: dict[str, Any]) -> None:
-    result = run_module(MOD, args(messages_per_second=20.0, threads=1, batch_size=5))
+def test_rate_limit_is_applied(
+    run_module: RunModule, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filesearch_worker import dlq
+
+    acquired: list[tuple[float | None, int]] = []
+
+    class Recording(dlq.RateLimiter):
+        def acquire(self, n: int) -> None:
+            acquired.append((self.rate, n))
+
+    monkeypatch.setattr(dlq, "RateLimiter", Recording)
+    result = run_module(MOD, args(messages_per_second=20.0, batch_size=5))
     assert result["examined"] == world["total"]
-    # 11 messages in batches of 5 at 20/s: the third batch waits for 10 tokens (0.5 s)
-    assert result["elapsed_seconds"] >= 0.45
+    assert acquired == [(20.0, 5), (20.0, 5), (20.0, 1)]  # every batch asks before it is handled
+
+
+def test_rate_limiter_spaces_batches() -> None:
+    from filesearch_worker import dlq
+
+    now = [100.0]
+    limiter = dlq.RateLimiter(10.0, clock=lambda: now[0])
+    slept: list[float] = []
+    original = dlq.time.sleep
+    dlq.time.sleep = slept.append  # type: ignore[assignment]
+    try:
+        limiter.acquire(10)  # first batch: at once
+        limiter.acquire(10)  # second: one second later
+        now[0] += 0.5
+        limiter.acquire(5)  # third: at 2.0 s, i.e. 1.5 s from now
+    finally:
+        dlq.time.sleep = original  # type: ignore[assignment]
+    assert slept == [pytest.approx(1.0), pytest.approx(1.5)]
 
 
 def test_empty_dlq_is_unchanged(run_module: RunModule, aws: None, index: FakeIndexer) -> None:
