@@ -17,6 +17,7 @@ Standard library only: it runs with the controller's ansible Python.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import logging
@@ -188,7 +189,7 @@ def prune_cache(cache: Path, keep: int) -> None:
     dep_sets = sorted(cache.glob("deps-*"), key=lambda p: p.stat().st_mtime)
     for old in dep_sets[:-2]:
         shutil.rmtree(old, ignore_errors=True)
-    for stale in cache.glob("tmp*"):
+    for stale in cache.glob("tmp*"):  # left by a killed build (the lock is held here)
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
 
@@ -205,9 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=int, default=5, help="tarballs kept in the cache")
     parser.add_argument("--pip-python", default=sys.executable, help="Python whose pip builds")
     args = parser.parse_args(argv)
-    result = build(args)
-    Path(str(result["tarball"])).touch()  # mark as recently used for the cache pruning
-    prune_cache(Path(args.cache).resolve(), args.keep)
+    cache = Path(args.cache).resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    # One build at a time per cache (parallel playbook runs share it).
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = build(args)
+        Path(str(result["tarball"])).touch()  # mark as recently used for the cache pruning
+        prune_cache(cache, args.keep)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0
