@@ -27,6 +27,7 @@ import argparse
 import json
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +89,33 @@ def archive(args: argparse.Namespace, session: boto3.session.Session) -> dict[st
     archived: list[str] = []
     seen: set[str] = set()
     before = _counts(sqs, args.queue_url)
+    pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="archive")
+    try:
+        after = _archive_rounds(args, sqs, s3, pool, prefix, archived, seen)
+    finally:
+        pool.shutdown(wait=True)
+    return {
+        "phase": "archive",
+        "queue_url": args.queue_url,
+        "bucket": args.bucket,
+        "prefix": prefix,
+        "counts_before": before,
+        "counts_after": after,
+        "archived": len(archived),
+        "message_ids": archived,
+    }
+
+
+def _archive_rounds(
+    args: argparse.Namespace,
+    sqs: Any,
+    s3: Any,
+    pool: ThreadPoolExecutor,
+    prefix: str,
+    archived: list[str],
+    seen: set[str],
+) -> dict[str, int]:
+    """Receive until the queue shows nothing visible; archive each new message once."""
     rounds = 0
     while True:
         rounds += 1
@@ -107,6 +135,7 @@ def archive(args: argparse.Namespace, session: boto3.session.Session) -> dict[st
                 continue
             empty_receives = 0
             now = datetime.now(UTC).isoformat()
+            fresh = []
             for message in messages:
                 message_id = message["MessageId"]
                 if message_id in seen:
@@ -116,33 +145,29 @@ def archive(args: argparse.Namespace, session: boto3.session.Session) -> dict[st
                         f"more than {args.max_messages} messages on the queue; raise "
                         "purge_queue_max_messages to archive them all (nothing was purged)"
                     )
+                seen.add(message_id)
+                fresh.append(message)
+
+            def put(message: dict[str, Any], stamp: str = now) -> str:
                 s3.put_object(
                     Bucket=args.bucket,
-                    Key=f"{prefix}{message_id}.json",
-                    Body=json.dumps(_record(args.queue_url, message, now), ensure_ascii=False),
+                    Key=f"{prefix}{message['MessageId']}.json",
+                    Body=json.dumps(_record(args.queue_url, message, stamp), ensure_ascii=False),
                     ContentType="application/json",
-                    Metadata={"queue-url": args.queue_url, "archived-at": now},
+                    Metadata={"queue-url": args.queue_url, "archived-at": stamp},
                 )
-                seen.add(message_id)
-                archived.append(message_id)
+                return str(message["MessageId"])
+
+            # the writes of one batch in parallel; any failure propagates (nothing purged)
+            archived.extend(pool.map(put, fresh))
         after = _counts(sqs, args.queue_url)
         if after["visible"] == 0 and after["delayed"] == 0:
-            break
+            return after
         if rounds >= args.max_rounds:
             raise PurgeError(
                 f"messages keep arriving ({after['visible']} visible, {after['delayed']} delayed "
                 f"after {rounds} rounds); stop the producers first (nothing was purged)"
             )
-    return {
-        "phase": "archive",
-        "queue_url": args.queue_url,
-        "bucket": args.bucket,
-        "prefix": prefix,
-        "counts_before": before,
-        "counts_after": after,
-        "archived": len(archived),
-        "message_ids": archived,
-    }
 
 
 def purge(args: argparse.Namespace, session: boto3.session.Session) -> dict[str, Any]:
