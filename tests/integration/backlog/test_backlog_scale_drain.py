@@ -44,7 +44,12 @@ def test_scale_up_with_concurrency_then_back_to_the_plain_unit(sandbox: Any) -> 
             up.result("Report the scale", "worker2")["msg"]
         )
     finally:
-        down = run_playbook("scale.yml", sandbox.env, {"worker_instances": 1}, "worker2")
+        down = run_playbook(
+            "scale.yml",
+            sandbox.env,
+            {"worker_instances": 1, "worker_concurrency": before},
+            "worker2",
+        )
     assert down.rc == 0, down.failures()
     assert active_units(sandbox, "worker2") == {"phased-worker.service"}
     assert env_value(sandbox, "worker2", "WORKER_CONCURRENCY") == before
