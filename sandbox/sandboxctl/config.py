@@ -21,7 +21,7 @@ INDEX_NAME = "filesearch"
 REGION = "ap-northeast-1"
 # Dummy credentials: the emulators accept anything; these never reach AWS.
 ACCESS_KEY = "test"
-SECRET_KEY = "test"  # noqa: S105 (dummy, sandbox only)
+SECRET_KEY = "sandbox-dummy-secret"  # noqa: S105 (dummy, sandbox only; not "test": Ansible masks no_log values in all output)
 HOST_USER = "ec2-user"
 
 
