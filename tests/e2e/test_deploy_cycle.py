@@ -166,11 +166,17 @@ def test_deploy_rollback_cycle_loses_no_message(
             check=False,
         )
         assert replay.returncode == 0, replay.stdout + replay.stderr
-        wait_until(
-            lambda: not _indexed(opensearch, stack.index, feeder.keys),
-            60,
-            f"every one of the {len(feeder.keys)} sent files to be indexed",
-        )
+        try:
+            wait_until(
+                lambda: not _indexed(opensearch, stack.index, feeder.keys),
+                60,
+                f"every one of the {len(feeder.keys)} sent files to be indexed",
+            )
+        except AssertionError as exc:
+            missing = _indexed(opensearch, stack.index, feeder.keys)
+            raise AssertionError(
+                f"{exc}: {len(missing)} missing, e.g. {missing[:10]}; replay: {replay.stdout}"
+            ) from None
         dlq = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["All"])["Attributes"]
         assert dlq["ApproximateNumberOfMessages"] == "0", dlq_contents()
         assert dlq["ApproximateNumberOfMessagesNotVisible"] == "0", dlq
