@@ -45,6 +45,7 @@ def run_playbook(
     extra: dict[str, Any] | None = None,
     timeout: float = 300,
     limit: str | None = None,
+    check: bool = False,
 ) -> PlaybookRun:
     """``ansible-playbook playbooks/<playbook>`` with ``-e`` JSON; never raises on failure."""
     argv = [str(ANSIBLE_PLAYBOOK), str(REPO / "playbooks" / playbook)]
@@ -52,6 +53,8 @@ def run_playbook(
         argv += ["-e", json.dumps(extra)]
     if limit:
         argv += ["--limit", limit]
+    if check:
+        argv.append("--check")
     done = subprocess.run(
         argv,
         cwd=REPO,

@@ -132,3 +132,21 @@ def test_refuses_when_another_consumer_holds_messages(
     assert _total(sqs, stack.queue_url) == len(sent)
     archived = {r["message_id"] for r in _archive(s3, stack.bucket).values()}
     assert archived == set(sent) - held_ids
+
+
+def test_check_mode_is_refused(sandbox: Any, sqs: Any, s3: Any, stack: Any) -> None:
+    _send_all(sqs, stack.queue_url, BODIES[:3])
+    run = run_playbook(
+        "purge_queue.yml",
+        sandbox.env,
+        {
+            "purge_queue_name": stack.queue_url,
+            "purge_queue_bucket": stack.bucket,
+            "confirm_purge": stack.queue_url,
+        },
+        check=True,
+    )
+    assert run.rc != 0
+    assert "has no dry run" in run.output
+    assert _total(sqs, stack.queue_url) == 3
+    assert _archive(s3, stack.bucket) == {}

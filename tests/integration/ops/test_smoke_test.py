@@ -1,5 +1,9 @@
 """playbooks/smoke_test.yml against a worker deployed by playbooks/deploy.yml on worker1.
 
+Also installs role dlq_recovery_timer (playbooks/dlq_recovery_timer.yml) on that
+release and checks one run of the real ``recover-dlq`` archives two poison
+messages from the DLQ.
+
 The worker gets a private layout (base dir, unit, environment file) and a private
 queue/bucket/index (the ``stack`` fixture), so the host's regular phased-worker
 and the shared resources are left alone. One deploy, then: the smoke test passes
@@ -14,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ops_helpers import run_playbook, ssh
+from ops_helpers import run_playbook, ssh, wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.hosts, pytest.mark.slow]
 
@@ -44,6 +48,8 @@ def deployed(sandbox: Any, stack: Any) -> Iterator[dict[str, Any]]:
         ssh(
             sandbox.hosts[HOST],
             sandbox.ssh_key,
+            f"systemctl disable --now {slug}-dlq.timer 2>/dev/null; "
+            f"rm -f /etc/systemd/system/{slug}-dlq.timer /etc/systemd/system/{slug}-dlq.service; "
             f"systemctl disable --now {slug} 2>/dev/null; "
             f"rm -f /etc/systemd/system/{slug}.service /etc/{slug}.env; "
             f"rm -rf {base_dir} /home/ec2-user/{slug}-backups; systemctl daemon-reload",
@@ -60,8 +66,50 @@ def _leftovers(s3: Any, opensearch: Any, stack: Any) -> tuple[list[str], int]:
     return keys, int(count)
 
 
+def _timer_runs_the_real_recovery(
+    sandbox: Any, stack: Any, sqs: Any, s3: Any, deployed: dict[str, Any]
+) -> None:
+    """Role dlq_recovery_timer on the deployed release: a run recovers (archives) the DLQ."""
+    unit = f"{deployed['sqs_worker_service_name']}-dlq"
+    run = run_playbook(
+        "dlq_recovery_timer.yml",
+        sandbox.env,
+        {
+            **deployed,
+            "dlq_recovery_timer_unit_name": unit,
+            "dlq_recovery_timer_lock_file": f"/run/{unit}/lock",
+        },
+        limit=HOST,
+    )
+    assert run.rc == 0, run.output[-4000:]
+    for body in ("not json at all", '{"Records": "nonsense"}'):
+        sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body)
+    started = ssh(sandbox.hosts[HOST], sandbox.ssh_key, f"systemctl start {unit}.service", 300)
+    journal = ssh(sandbox.hosts[HOST], sandbox.ssh_key, f"journalctl -u {unit} --no-pager -n 50")
+    assert started.returncode == 0, started.stderr + journal.stdout
+    result = ssh(
+        sandbox.hosts[HOST],
+        sandbox.ssh_key,
+        f"systemctl show -p Result -p ExecMainStatus {unit}.service; "
+        f"systemctl is-enabled {unit}.timer",
+    ).stdout
+    assert "Result=success" in result and "ExecMainStatus=0" in result, result + journal.stdout
+    assert result.strip().endswith("enabled"), result
+    wait_for(lambda: _visible_and_in_flight(sqs, stack.dlq_url) == 0, 60, "the DLQ to be empty")
+    archived = s3.list_objects_v2(Bucket=stack.bucket, Prefix="dlq-archive/").get("KeyCount", 0)
+    assert archived == 2, journal.stdout
+
+
+def _visible_and_in_flight(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
 def test_smoke_test_passes_then_fails_when_the_worker_is_down(
-    sandbox: Any, stack: Any, s3: Any, opensearch: Any, deployed: dict[str, Any]
+    sandbox: Any, stack: Any, sqs: Any, s3: Any, opensearch: Any, deployed: dict[str, Any]
 ) -> None:
     run = run_playbook("smoke_test.yml", sandbox.env, deployed, limit=f"localhost,{HOST}")
     assert run.rc == 0, run.output[-5000:]
@@ -70,6 +118,8 @@ def test_smoke_test_passes_then_fails_when_the_worker_is_down(
     assert '"in_flight_at_end": 0' in run.output
     assert "スモーク テスト 1.txt" in run.output
     assert _leftovers(s3, opensearch, stack) == ([], 0)
+
+    _timer_runs_the_real_recovery(sandbox, stack, sqs, s3, deployed)
 
     ssh(
         sandbox.hosts[HOST],
