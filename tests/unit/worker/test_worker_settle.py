@@ -14,9 +14,12 @@ from filesearch_worker.settle import ExponentialBackoff, Settler
 class RecordingMetrics:
     def __init__(self) -> None:
         self.counts: dict[str, float] = {}
+        self.outcomes: list[str] = []
 
-    def incr(self, name: str, value: float = 1.0) -> None:
+    def incr(self, name: str, value: float = 1.0, *, outcome: str = "") -> None:
         self.counts[name] = self.counts.get(name, 0) + value
+        if outcome:
+            self.outcomes.append(outcome)
 
     def observe(self, name: str, value: float) -> None:
         self.incr(f"{name}.n")
@@ -123,6 +126,14 @@ def test_one_batch(sqs: Any, queues: tuple[str, str], order: list[str]) -> None:
     assert metrics.counts["IndexRetryStored"] == 1
     assert metrics.counts["MessagesFailed"] == 1
     assert metrics.counts["MessagesReleased"] == 1
+    # one outcome per settled message (the Prometheus messages_total{outcome})
+    assert sorted(metrics.outcomes) == [
+        "acknowledged",
+        "dead-lettered",
+        "indexed",
+        "released",
+        "retry-stored",
+    ]
 
 
 def test_dlq_send_failure_keeps_the_message(
@@ -141,6 +152,7 @@ def test_dlq_send_failure_keeps_the_message(
     assert report.deleted == [] and report.dead_lettered == []
     assert "delete" not in order or not report.deleted
     assert metrics.counts["DLQSendFailed"] == 1
+    assert metrics.outcomes == ["released"]  # counted once, not also as dead-lettered
     (back,) = receive(sqs, queue, 1)  # released, not lost
     assert back["Body"] == "poison"
     assert back["Attributes"]["ApproximateReceiveCount"] == "2"
@@ -161,6 +173,7 @@ def test_failed_delete_is_logged_and_counted(
     report = settler.settle([outcome(bogus, "indexed")])
     assert report.delete_failed == ["not-a-receipt-handle"]
     assert metrics.counts["MessageDeleteFailed"] == 1
+    assert metrics.outcomes == []  # not settled: the message comes back
     assert "FAILED to delete" in caplog.text
 
 

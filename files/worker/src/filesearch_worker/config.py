@@ -97,6 +97,8 @@ class Settings:
     cloudwatch_namespace: str = "CISFileSearch/Worker"
     metrics: str = "cloudwatch"
     metrics_interval_seconds: float = 60.0
+    prometheus_port: int = 0  # 0 = no /metrics endpoint
+    prometheus_addr: str = "127.0.0.1"
     max_file_bytes: int = 100 * 1024 * 1024
     max_text_chars: int = 1_000_000
     shutdown_grace_seconds: float = 60.0
@@ -206,6 +208,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "cloudwatch_namespace": ("CLOUDWATCH_NAMESPACE", _str),
     "metrics": ("WORKER_METRICS", _p(_choice, METRICS_MODES)),
     "metrics_interval_seconds": ("WORKER_METRICS_INTERVAL_SECONDS", _p(_float, 0.1, 3600)),
+    "prometheus_port": ("WORKER_PROMETHEUS_PORT", _p(_int, 0, 65535)),
+    "prometheus_addr": ("WORKER_PROMETHEUS_ADDR", _str),
     "max_file_bytes": ("WORKER_MAX_FILE_BYTES", _p(_int, 0)),
     "max_text_chars": ("WORKER_MAX_TEXT_CHARS", _p(_int, 0)),
     "shutdown_grace_seconds": ("WORKER_SHUTDOWN_GRACE_SECONDS", _p(_float, 0, 3600)),

@@ -36,9 +36,14 @@ METRIC_NAMES = (
 
 
 class Metrics(Protocol):
-    """What the worker records."""
+    """What the worker records.
 
-    def incr(self, name: str, value: float = 1.0) -> None: ...
+    ``outcome`` is given once per settled message (indexed, retry-stored,
+    dead-lettered, released, ...): CloudWatch ignores it, the Prometheus
+    exporter counts it in ``filesearch_worker_messages_total{outcome}``.
+    """
+
+    def incr(self, name: str, value: float = 1.0, *, outcome: str = "") -> None: ...
 
     def observe(self, name: str, value: float) -> None: ...
 
@@ -50,7 +55,7 @@ class Metrics(Protocol):
 class NullMetrics:
     """WORKER_METRICS=off: record nothing."""
 
-    def incr(self, name: str, value: float = 1.0) -> None:
+    def incr(self, name: str, value: float = 1.0, *, outcome: str = "") -> None:
         """Nothing."""
 
     def observe(self, name: str, value: float) -> None:
@@ -85,8 +90,8 @@ class CloudWatchMetrics:
         self.sent = 0
         self.send_failures = 0
 
-    def incr(self, name: str, value: float = 1.0) -> None:
-        """Add to a counter (sent as a Sum)."""
+    def incr(self, name: str, value: float = 1.0, *, outcome: str = "") -> None:
+        """Add to a counter (sent as a Sum; ``outcome`` is not a dimension here)."""
         with self._lock:
             self._counts[name] += value
 
@@ -161,3 +166,33 @@ class CloudWatchMetrics:
             sent += len(chunk)
         self.sent += sent
         return sent
+
+
+class TeeMetrics:
+    """Feeds every record to several back-ends (CloudWatch and Prometheus)."""
+
+    def __init__(self, *backends: Metrics) -> None:
+        self.backends = backends
+
+    def incr(self, name: str, value: float = 1.0, *, outcome: str = "") -> None:
+        """Add to the counter in every back-end."""
+        for backend in self.backends:
+            backend.incr(name, value, outcome=outcome)
+
+    def observe(self, name: str, value: float) -> None:
+        """Record the timing in every back-end."""
+        for backend in self.backends:
+            backend.observe(name, value)
+
+    def start(self) -> None:
+        """Start every back-end."""
+        for backend in self.backends:
+            backend.start()
+
+    def close(self) -> None:
+        """Close every back-end (a failure in one does not skip the others)."""
+        for backend in self.backends:
+            try:
+                backend.close()
+            except Exception:
+                log.exception("closing metrics back-end %s failed", type(backend).__name__)

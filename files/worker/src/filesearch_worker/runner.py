@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from filesearch_worker import aws, logs
 from filesearch_worker.heartbeat import Heartbeat
 from filesearch_worker.index import Indexer
-from filesearch_worker.metrics import CloudWatchMetrics, Metrics, NullMetrics
+from filesearch_worker.metrics import CloudWatchMetrics, Metrics, NullMetrics, TeeMetrics
 from filesearch_worker.processor import Processor
 from filesearch_worker.retry_store import RetryStore
 from filesearch_worker.settle import ExponentialBackoff, Settler, Stats
@@ -48,15 +48,7 @@ class Runner:
         self.indexer = Indexer.from_settings(settings)
         self.retry_store = RetryStore(self.s3, settings.s3_bucket)
         self.stats = Stats()
-        self.metrics: Metrics = (
-            CloudWatchMetrics(
-                aws.cloudwatch_client(settings, max_attempts=2, read_timeout=15),
-                settings.cloudwatch_namespace,
-                settings.metrics_interval_seconds,
-            )
-            if settings.metrics == "cloudwatch"
-            else NullMetrics()
-        )
+        self.metrics: Metrics = self._metrics(settings)
         self.heartbeat = Heartbeat(
             heartbeat_sqs,
             settings.queue_url,
@@ -75,6 +67,32 @@ class Runner:
             stats=self.stats,
         )
         self._lanes: list[threading.Thread] = []
+
+    def _metrics(self, settings: Settings) -> Metrics:
+        """CloudWatch (WORKER_METRICS) and/or Prometheus (WORKER_PROMETHEUS_PORT), one feed."""
+        backends: list[Metrics] = []
+        if settings.metrics == "cloudwatch":
+            backends.append(
+                CloudWatchMetrics(
+                    aws.cloudwatch_client(settings, max_attempts=2, read_timeout=15),
+                    settings.cloudwatch_namespace,
+                    settings.metrics_interval_seconds,
+                )
+            )
+        if settings.prometheus_port:
+            from filesearch_worker.prometheus import PrometheusMetrics
+
+            backends.append(
+                PrometheusMetrics(
+                    settings.prometheus_port,
+                    settings.prometheus_addr,
+                    in_flight=lambda: len(self.heartbeat),
+                    breaker_state=lambda: self.indexer.breaker.state,
+                )
+            )
+        if not backends:
+            return NullMetrics()
+        return backends[0] if len(backends) == 1 else TeeMetrics(*backends)
 
     # -- signals --------------------------------------------------------------
 

@@ -230,7 +230,7 @@ class Settler:
             for i, (outcome, delay, how) in enumerate(chunk):
                 report.released.append(outcome.receipt_handle)
                 self.stats.add("released")
-                self.metrics.incr("MessagesReleased")
+                self.metrics.incr("MessagesReleased", outcome="released")
                 if outcome.status == "permanent":
                     self.metrics.incr("MessagesFailed")
                 self._log(
@@ -251,12 +251,12 @@ class Settler:
             return
         if result == "dead-lettered":
             report.dead_lettered.append(outcome.receipt_handle)
-            self.metrics.incr("MessagesFailed")
+            self.metrics.incr("MessagesFailed", outcome=result)
             if outcome.reason == "unexpected-error":
                 self.metrics.incr("CriticalError")
         else:
             report.deleted.append(outcome.receipt_handle)
-            self.metrics.incr("MessagesSucceeded")
+            self.metrics.incr("MessagesSucceeded", outcome=result)
             if result == "retry-stored":
                 self.metrics.incr("IndexRetryStored", max(1, len(outcome.keys)))
         self.stats.add(result)
