@@ -56,6 +56,49 @@ options:
     description: Ask CloudWatch for C(ApproximateAgeOfOldestMessage).
     type: bool
     default: true
+  capacity:
+    description:
+      - Return RV(capacity) - processing rate, drain ETA and the recommended worker count
+        after the backlog runbook's rule C(ceil(backlog / (rate_per_worker * target_minutes))),
+        clamped to O(min_workers)..O(max_workers).
+      - The rate is the mean of CloudWatch C(NumberOfMessagesDeleted) per minute over
+        O(rate_window_minutes); without CloudWatch points, two depth samples
+        O(rate_sample_seconds) apart when that is set (net rate - arrivals subtract).
+      - Values that cannot be measured are null, never estimated.
+    type: bool
+    default: true
+  rate_window_minutes:
+    description:
+      - Minutes of C(NumberOfMessagesDeleted) to average (1-minute periods).
+      - V(0) does not ask CloudWatch.
+    type: int
+    default: 15
+  rate_sample_seconds:
+    description:
+      - When CloudWatch has no rate, read the queue depth twice this many seconds apart
+        (the module waits that long). V(0), the default, keeps the module fast.
+    type: float
+    default: 0
+  rate_per_worker:
+    description:
+      - Messages per minute one worker process settles. When omitted, the measured rate
+        divided by O(current_workers) is used (both must be known).
+    type: float
+  current_workers:
+    description: Worker processes consuming the queue now (hosts x instances per host).
+    type: int
+  target_minutes:
+    description: Minutes the backlog should take to drain (the runbook's target processing time).
+    type: float
+    default: 10
+  min_workers:
+    description: Lower bound of RV(capacity.recommended_workers).
+    type: int
+    default: 2
+  max_workers:
+    description: Upper bound of RV(capacity.recommended_workers).
+    type: int
+    default: 20
   region:
     description: AWS region. Defaults to E(AWS_REGION) / E(AWS_DEFAULT_REGION) or the profile's.
     type: str
@@ -99,6 +142,9 @@ notes:
   - Counters are SQS's approximate numbers.
   - Needs C(sqs:GetQueueUrl), C(sqs:GetQueueAttributes) and, for the message age,
     C(cloudwatch:GetMetricStatistics). Without the latter the age is null and a warning is given.
+  - CloudWatch publishes the C(AWS/SQS) metrics a few minutes late and only for active queues;
+    a rate over a window in which workers were stopped understates what they can do, so give
+    O(rate_per_worker) from a benchmark or stress test when you know it.
 """
 
 EXAMPLES = r"""
@@ -116,6 +162,23 @@ EXAMPLES = r"""
     dlq: cis-filesearch-dlq
     endpoint_url: http://127.0.0.1:4566
   register: __status
+
+- name: Capacity advice for 4 workers, drain within 30 minutes
+  sqs_queue_status:
+    queue: cis-filesearch-index-queue
+    current_workers: 4
+    target_minutes: 30
+    min_workers: 2
+    max_workers: 8
+    rate_sample_seconds: 30
+  register: __capacity
+
+- name: Show the advice
+  ansible.builtin.debug:
+    msg: >-
+      {{ __capacity.capacity.backlog }} messages, {{ __capacity.capacity.rate_per_minute }}/min,
+      ETA {{ __capacity.capacity.drain_eta_minutes }} min,
+      recommended {{ __capacity.capacity.recommended_workers }} workers
 
 - name: Show the DLQ depth
   ansible.builtin.debug:
@@ -196,6 +259,69 @@ problems:
   type: list
   elements: str
   sample: ["cis-filesearch-dlq: 8158 messages in the DLQ (over max_dlq 100)"]
+capacity:
+  description: Capacity advice for RV(queue); null with O(capacity=false).
+  returned: always
+  type: dict
+  contains:
+    backlog:
+      description: Messages still to process (visible + in flight + delayed).
+      type: int
+      sample: 8158
+    rate_per_minute:
+      description: Messages settled per minute; null when it could not be measured.
+      type: float
+      sample: 120.5
+    rate_source:
+      description:
+        - C(cloudwatch) (NumberOfMessagesDeleted) or C(samples) (two depth readings).
+        - Null when unmeasured.
+      type: str
+      sample: cloudwatch
+    drain_eta_minutes:
+      description:
+        - Backlog / rate; 0 for an empty queue.
+        - Null when the rate is unknown or not positive.
+      type: float
+      sample: 67.7
+    rate_per_worker:
+      description: Messages per minute per worker used for the advice; null when unknown.
+      type: float
+      sample: 30.12
+    rate_per_worker_source:
+      description:
+        - C(given) (O(rate_per_worker)) or C(measured) (rate / O(current_workers)).
+        - Null when unknown.
+      type: str
+      sample: measured
+    current_workers:
+      description: O(current_workers) as given (null when not given).
+      type: int
+      sample: 4
+    recommended_workers:
+      description:
+        - ceil(backlog / (rate_per_worker * target_minutes)),
+          clamped to O(min_workers)..O(max_workers).
+        - Null when the rate per worker is unknown.
+      type: int
+      sample: 20
+    target_minutes:
+      description: O(target_minutes).
+      type: float
+      sample: 10.0
+    min_workers:
+      description: O(min_workers).
+      type: int
+      sample: 2
+    max_workers:
+      description: O(max_workers).
+      type: int
+      sample: 20
+    notes:
+      description: Why a value is null (no CloudWatch points, no sampling, queue not draining, ...).
+      type: list
+      elements: str
+      sample: ["no depth sampling (rate_sample_seconds is 0)"]
 """
 
 import contextlib
@@ -214,7 +340,12 @@ from ansible.module_utils.filesearch_aws import (
 )
 
 with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
-    from filesearch_worker.queue_status import Thresholds, queue_status
+    from filesearch_worker.queue_status import (
+        CapacityPlan,
+        Thresholds,
+        capacity_advice,
+        queue_status,
+    )
 
 
 def argument_spec() -> dict[str, Any]:
@@ -227,6 +358,14 @@ def argument_spec() -> dict[str, Any]:
         "max_oldest_age_seconds": {"type": "int"},
         "fail_on_unhealthy": {"type": "bool", "default": False},
         "cloudwatch_age": {"type": "bool", "default": True},
+        "capacity": {"type": "bool", "default": True},
+        "rate_window_minutes": {"type": "int", "default": 15},
+        "rate_sample_seconds": {"type": "float", "default": 0},
+        "rate_per_worker": {"type": "float"},
+        "current_workers": {"type": "int"},
+        "target_minutes": {"type": "float", "default": 10},
+        "min_workers": {"type": "int", "default": 2},
+        "max_workers": {"type": "int", "default": 20},
     }
     spec.update(aws_argument_spec())
     return spec
@@ -245,8 +384,24 @@ def main() -> None:
     for option in ("max_visible", "max_in_flight", "max_dlq", "max_oldest_age_seconds"):
         if p[option] is not None and p[option] < 0:
             module.fail_json(msg=f"{option} must be >= 0, got {p[option]}")
+    plan = None
+    if p["capacity"]:
+        plan = CapacityPlan(
+            target_minutes=p["target_minutes"],
+            min_workers=p["min_workers"],
+            max_workers=p["max_workers"],
+            rate_per_worker=p["rate_per_worker"],
+            current_workers=p["current_workers"],
+            rate_window_minutes=p["rate_window_minutes"],
+            rate_sample_seconds=p["rate_sample_seconds"],
+        )
+        try:
+            plan.check()
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     sqs = aws_client(module, "sqs")
-    cloudwatch = aws_client(module, "cloudwatch") if p["cloudwatch_age"] else None
+    wants_rate = plan is not None and plan.rate_window_minutes > 0
+    cloudwatch = aws_client(module, "cloudwatch") if p["cloudwatch_age"] or wants_rate else None
     limits = Thresholds(
         max_visible=p["max_visible"],
         max_in_flight=p["max_in_flight"],
@@ -254,7 +409,11 @@ def main() -> None:
         max_oldest_age_seconds=p["max_oldest_age_seconds"],
     )
     try:
-        report = queue_status(sqs, p["queue"], p["dlq"], limits, cloudwatch)
+        report = queue_status(
+            sqs, p["queue"], p["dlq"], limits, cloudwatch if p["cloudwatch_age"] else None
+        )
+        if plan is not None:
+            report.capacity = capacity_advice(sqs, report.queue, plan, cloudwatch, report.warnings)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     except BOTO_ERRORS as exc:

@@ -165,3 +165,89 @@ def test_age_from_cloudwatch(run_module: RunModule, queues: Any) -> None:
         "t-main: 900 seconds age of the oldest message (over max_oldest_age_seconds 600)"
     ]
     assert result["dlq"]["oldest_age_seconds"] is None
+
+
+# -- capacity advice -----------------------------------------------------------
+
+
+def put_deleted(queue: str, per_minute: list[float]) -> None:
+    """NumberOfMessagesDeleted points, one per minute ending a minute ago."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    boto3.client("cloudwatch").put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "NumberOfMessagesDeleted",
+                "Dimensions": [{"Name": "QueueName", "Value": queue}],
+                "Timestamp": now - dt.timedelta(minutes=len(per_minute) - i),
+                "Value": value,
+            }
+            for i, value in enumerate(per_minute)
+        ],
+    )
+
+
+def test_capacity_without_a_rate_is_null_not_invented(run_module: RunModule, queues: Any) -> None:
+    cap = run_module(MOD, {"queue": "t-main", "current_workers": 2})["capacity"]
+    assert cap["backlog"] == 3  # visible + in flight + delayed
+    assert (cap["rate_per_minute"], cap["rate_source"]) == (None, None)
+    assert cap["drain_eta_minutes"] is None
+    assert cap["rate_per_worker"] is None and cap["recommended_workers"] is None
+    assert "CloudWatch has no NumberOfMessagesDeleted for t-main" in cap["notes"]
+    assert "no depth sampling (rate_sample_seconds is 0)" in cap["notes"]
+
+
+def test_capacity_from_cloudwatch_rate(run_module: RunModule, queues: Any) -> None:
+    put_deleted("t-main", [60.0, 120.0])
+    cap = run_module(
+        MOD, {"queue": "t-main", "current_workers": 3, "min_workers": 1, "max_workers": 4}
+    )["capacity"]
+    assert (cap["rate_per_minute"], cap["rate_source"]) == (90.0, "cloudwatch")
+    assert cap["drain_eta_minutes"] == round(3 / 90, 2)
+    assert (cap["rate_per_worker"], cap["rate_per_worker_source"]) == (30.0, "measured")
+    assert cap["recommended_workers"] == 1  # ceil(3 / (30 * 10)) = 1
+    assert cap["notes"] == []
+
+
+def test_capacity_stalled_queue_has_no_eta(run_module: RunModule, queues: Any) -> None:
+    put_deleted("t-main", [0.0, 0.0, 0.0])
+    cap = run_module(MOD, {"queue": "t-main", "current_workers": 2})["capacity"]
+    assert cap["rate_per_minute"] == 0.0  # measured: nothing deleted
+    assert cap["drain_eta_minutes"] is None and cap["recommended_workers"] is None
+    assert "the queue is not draining (rate <= 0): no ETA" in cap["notes"]
+
+
+def test_capacity_with_given_rate_per_worker(run_module: RunModule, queues: Any) -> None:
+    cap = run_module(
+        MOD, {"queue": "t-main", "rate_per_worker": 0.1, "target_minutes": 5, "max_workers": 4}
+    )["capacity"]
+    assert (cap["rate_per_worker"], cap["rate_per_worker_source"]) == (0.1, "given")
+    assert cap["recommended_workers"] == 4  # ceil(3 / 0.5) = 6, clamped to max 4
+    assert cap["drain_eta_minutes"] is None  # the queue's own rate is still unknown
+
+
+def test_capacity_off_and_rate_window_off(run_module: RunModule, queues: Any) -> None:
+    assert run_module(MOD, {"queue": "t-main", "capacity": False})["capacity"] is None
+    put_deleted("t-main", [60.0])
+    cap = run_module(MOD, {"queue": "t-main", "rate_window_minutes": 0})["capacity"]
+    assert cap["rate_per_minute"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"min_workers": 5, "max_workers": 3}, "max_workers must be >= 1 and >= min_workers (5)"),
+        ({"target_minutes": 0}, "target_minutes must be > 0"),
+        ({"rate_per_worker": -1}, "rate_per_worker must be > 0"),
+        ({"current_workers": 0}, "current_workers must be >= 1"),
+        ({"rate_sample_seconds": 301}, "rate_sample_seconds must be 0..300"),
+    ],
+)
+def test_capacity_bad_inputs_are_refused(
+    run_module: RunModule, aws: None, args: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(AnsibleFailJson) as failed:
+        run_module(MOD, {"queue": "t-main", **args})
+    assert message in failed.value.result["msg"]

@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -65,6 +68,7 @@ class StatusReport:
     dlq: QueueStatus | None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    capacity: Capacity | None = None
 
     @property
     def healthy(self) -> bool:
@@ -76,6 +80,7 @@ class StatusReport:
             "dlq": self.dlq.to_dict() if self.dlq else None,
             "healthy": self.healthy,
             "problems": list(self.problems),
+            "capacity": self.capacity.to_dict() if self.capacity else None,
         }
 
 
@@ -197,6 +202,7 @@ def queue_status(
     dlq: str | None = None,
     limits: Thresholds | None = None,
     cloudwatch: CloudWatchClient | None = None,
+    plan: CapacityPlan | None = None,
 ) -> StatusReport:
     """Status of ``queue`` (name, URL or ARN) and its DLQ (given, or from its RedrivePolicy)."""
     warnings: list[str] = []
@@ -209,4 +215,179 @@ def queue_status(
         dead = read_queue(sqs, dlq_url, cloudwatch, warnings)
     report = StatusReport(queue=main, dlq=dead, warnings=warnings)
     report.problems = evaluate(main, dead, limits or Thresholds())
+    if plan is not None:
+        report.capacity = capacity_advice(sqs, main, plan, cloudwatch, warnings)
     return report
+
+
+# -- capacity advice (runbook seed 003: recommend_scaling) ----------------------
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    """Inputs of the runbook's rule ceil(backlog / (rate per worker x target minutes))."""
+
+    target_minutes: float = 10.0
+    min_workers: int = 2
+    max_workers: int = 20
+    #: messages per minute one worker process settles; None = measured rate / current_workers
+    rate_per_worker: float | None = None
+    current_workers: int | None = None
+    #: CloudWatch NumberOfMessagesDeleted window (minutes); 0 = do not ask CloudWatch
+    rate_window_minutes: int = 15
+    #: seconds between two depth samples when CloudWatch has no rate; 0 = no sampling
+    rate_sample_seconds: float = 0.0
+
+    def check(self) -> None:
+        """ValueError naming the option for inconsistent inputs."""
+        if self.target_minutes <= 0:
+            raise ValueError(f"target_minutes must be > 0, got {self.target_minutes}")
+        if self.min_workers < 0:
+            raise ValueError(f"min_workers must be >= 0, got {self.min_workers}")
+        if self.max_workers < max(1, self.min_workers):
+            raise ValueError(
+                f"max_workers must be >= 1 and >= min_workers ({self.min_workers}), "
+                f"got {self.max_workers}"
+            )
+        if self.rate_per_worker is not None and self.rate_per_worker <= 0:
+            raise ValueError(f"rate_per_worker must be > 0, got {self.rate_per_worker}")
+        if self.current_workers is not None and self.current_workers < 1:
+            raise ValueError(f"current_workers must be >= 1, got {self.current_workers}")
+        if not 0 <= self.rate_window_minutes <= 1440:
+            raise ValueError(f"rate_window_minutes must be 0..1440, got {self.rate_window_minutes}")
+        if not 0 <= self.rate_sample_seconds <= 300:
+            raise ValueError(f"rate_sample_seconds must be 0..300, got {self.rate_sample_seconds}")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Processing rate, drain ETA and recommended worker count; None where not measurable."""
+
+    backlog: int
+    rate_per_minute: float | None
+    rate_source: str | None
+    drain_eta_minutes: float | None
+    rate_per_worker: float | None
+    rate_per_worker_source: str | None
+    current_workers: int | None
+    recommended_workers: int | None
+    target_minutes: float
+    min_workers: int
+    max_workers: int
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def deleted_per_minute(
+    cloudwatch: CloudWatchClient, name: str, window_minutes: int, now: dt.datetime | None = None
+) -> float | None:
+    """Mean NumberOfMessagesDeleted per minute over the minutes CloudWatch has points for.
+
+    None when CloudWatch has no point in the window (a queue it does not
+    report on, or an emulator); a window of zeros is a measured rate of 0.
+    """
+    end = now or dt.datetime.now(dt.UTC)
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SQS",
+        MetricName="NumberOfMessagesDeleted",
+        Dimensions=[{"Name": "QueueName", "Value": name}],
+        StartTime=end - dt.timedelta(minutes=window_minutes),
+        EndTime=end,
+        Period=60,
+        Statistics=["Sum"],
+    )
+    points = [p for p in stats.get("Datapoints", []) if "Sum" in p]
+    if not points:
+        return None
+    minutes = len({p["Timestamp"] for p in points})
+    return sum(float(p["Sum"]) for p in points) / minutes
+
+
+def depth(queue: QueueStatus) -> int:
+    """Messages still to process: visible + in flight + delayed."""
+    return queue.visible + queue.in_flight + queue.delayed
+
+
+def sampled_per_minute(
+    sqs: SQSClient,
+    queue: QueueStatus,
+    seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[float, QueueStatus]:
+    """Net drain rate from two depth readings ``seconds`` apart (arrivals subtract)."""
+    first = read_queue(sqs, queue.url)
+    started = clock()
+    sleep(seconds)
+    second = read_queue(sqs, queue.url)
+    elapsed = max(clock() - started, 1e-9)
+    return (depth(first) - depth(second)) * 60.0 / elapsed, second
+
+
+def capacity_advice(
+    sqs: SQSClient,
+    queue: QueueStatus,
+    plan: CapacityPlan,
+    cloudwatch: CloudWatchClient | None = None,
+    warnings: list[str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Capacity:
+    """The runbook's capacity advice for ``queue``; what cannot be measured is None."""
+    plan.check()
+    notes: list[str] = []
+    rate: float | None = None
+    source: str | None = None
+    if cloudwatch is not None and plan.rate_window_minutes > 0:
+        try:
+            rate = deleted_per_minute(cloudwatch, queue.name, plan.rate_window_minutes)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("no NumberOfMessagesDeleted for %s: %s", queue.name, exc)
+            if warnings is not None:
+                warnings.append(f"{queue.name}: processing rate unavailable: {exc}")
+        if rate is not None:
+            source = "cloudwatch"
+        else:
+            notes.append(f"CloudWatch has no NumberOfMessagesDeleted for {queue.name}")
+    if rate is None and plan.rate_sample_seconds > 0:
+        rate, queue = sampled_per_minute(sqs, queue, plan.rate_sample_seconds, sleep, clock)
+        source = "samples"
+    if rate is None and plan.rate_sample_seconds <= 0:
+        notes.append("no depth sampling (rate_sample_seconds is 0)")
+    backlog = depth(queue)
+    eta: float | None = None
+    if backlog == 0:
+        eta = 0.0
+    elif rate is not None and rate > 0:
+        eta = round(backlog / rate, 2)
+    elif rate is not None:
+        notes.append("the queue is not draining (rate <= 0): no ETA")
+    per_worker: float | None = plan.rate_per_worker
+    per_worker_source: str | None = "given" if per_worker is not None else None
+    if per_worker is None and rate is not None and plan.current_workers:
+        if rate > 0:
+            per_worker, per_worker_source = rate / plan.current_workers, "measured"
+        else:
+            notes.append("measured rate is not positive: no rate per worker")
+    elif per_worker is None and rate is not None:
+        notes.append("current_workers not given: no rate per worker")
+    recommended: int | None = None
+    if per_worker is not None:
+        needed = math.ceil(backlog / (per_worker * plan.target_minutes))
+        recommended = min(plan.max_workers, max(plan.min_workers, needed))
+    return Capacity(
+        backlog=backlog,
+        rate_per_minute=None if rate is None else round(rate, 2),
+        rate_source=source,
+        drain_eta_minutes=eta,
+        rate_per_worker=None if per_worker is None else round(per_worker, 2),
+        rate_per_worker_source=per_worker_source,
+        current_workers=plan.current_workers,
+        recommended_workers=recommended,
+        target_minutes=plan.target_minutes,
+        min_workers=plan.min_workers,
+        max_workers=plan.max_workers,
+        notes=notes,
+    )
