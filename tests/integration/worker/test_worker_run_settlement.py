@@ -215,3 +215,20 @@ def test_health_and_metrics(
         "CloudWatch metrics",
     )
     assert worker.stop() == 0
+
+
+def test_message_received_by_a_long_poll_during_shutdown_is_processed_not_bounced(
+    stack: Any, sqs: Any, s3: Any, opensearch: Any, start_worker: Any
+) -> None:
+    """Releasing it instead would spend a receive per poller: one restart could dead-letter it."""
+    upload(s3, stack.bucket, ["shutdown/first.txt", "shutdown/late.txt"])
+    worker = start_worker(stack.env, SQS_WAIT_TIME_SECONDS="10", WORKER_POLLERS="4")
+    send(sqs, stack.queue_url, s3_event_body(stack.bucket, "shutdown/first.txt"))
+    worker.wait_settled(1)  # the pollers are in their long polls now
+    worker.proc.send_signal(signal.SIGTERM)
+    send(sqs, stack.queue_url, s3_event_body(stack.bucket, "shutdown/late.txt"))
+    assert worker.stop(timeout=60) == 0
+    late = [e for e in worker.settled() if e["key"] == "shutdown/late.txt"]
+    assert [(e["outcome"], e["receive_count"]) for e in late] == [("indexed", 1)], worker.tail()
+    assert queue_counts(sqs, stack.queue_url) == (0, 0)
+    assert index_count(opensearch, stack.index) == 2

@@ -213,9 +213,11 @@ class Runner:
             handles = [m["ReceiptHandle"] for m in messages]
             self.heartbeat.track(handles, received_at)
             self.stats.add("received", len(messages))
-            if self.stop_event.is_set():
-                self.settler.release(handles, visibility=0)
-                break
+            # A batch from a long poll that was already under way when the stop
+            # came is processed (within the grace period), not released: each
+            # release spends one of the message's receives (maxReceiveCount), and
+            # with several pollers one shutdown could bounce a message into the
+            # DLQ without ever working on it. _drain releases what outlasts the grace.
             self._handle(messages, received_at)
 
     def _handle(self, messages: list[Any], received_at: float) -> None:
