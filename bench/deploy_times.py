@@ -24,8 +24,10 @@ import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -127,7 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     )["QueueUrl"]
     s3.create_bucket(Bucket=slug, CreateBucketConfiguration={"LocationConstraint": stack["region"]})
     base_dir = f"/home/ec2-user/{slug}"
+    # A frozen copy of the worker's source: the shared tree may change during the run.
+    source = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker"
+    shutil.copytree(
+        REPO / "files" / "worker",
+        source,
+        ignore=shutil.ignore_patterns("*.egg-info", "build", "dist", "__pycache__", "*.pyc"),
+    )
     layout = {
+        "sqs_worker_source_dir": str(source),
         "sqs_worker_base_dir": base_dir,
         "sqs_worker_service_name": slug,
         "worker_backup_dir": f"/home/ec2-user/{slug}-backups",
@@ -157,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         for obj in s3.list_objects_v2(Bucket=slug).get("Contents", []):
             s3.delete_object(Bucket=slug, Key=obj["Key"])
         s3.delete_bucket(Bucket=slug)
+        shutil.rmtree(source.parent, ignore_errors=True)
 
     rows = [
         ("first deploy, 2 hosts (serial 2)", first, ""),

@@ -16,8 +16,10 @@ v3 also points OPENSEARCH_ENDPOINT at a closed port, so its health check fails.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,12 +56,20 @@ def _indexed(opensearch: Any, index: str, keys: list[str]) -> list[str]:
 @pytest.mark.timeout(2400)
 @pytest.mark.stack(visibility_timeout=30)
 def test_deploy_rollback_cycle_loses_no_message(
-    sandbox: Any, stack: Any, sqs: Any, s3: Any, opensearch: Any
+    sandbox: Any, stack: Any, sqs: Any, s3: Any, opensearch: Any, tmp_path: Path
 ) -> None:
     """The full cycle on two hosts; every message ends indexed, nothing stuck."""
     slug = f"e2e-{uuid.uuid4().hex[:6]}"
     base_dir = f"/home/ec2-user/{slug}"
+    # A frozen copy of the worker's source: the shared tree may change during the test.
+    source = tmp_path / "worker"
+    shutil.copytree(
+        REPO / "files" / "worker",
+        source,
+        ignore=shutil.ignore_patterns("*.egg-info", "build", "dist", "__pycache__", "*.pyc"),
+    )
     layout = {
+        "sqs_worker_source_dir": str(source),
         "sqs_worker_base_dir": base_dir,
         "sqs_worker_service_name": slug,
         "worker_backup_dir": f"/home/ec2-user/{slug}-backups",
