@@ -36,6 +36,25 @@ def test_queue_status_reports_and_fails_on_unhealthy(stack: Any, sqs: Any) -> No
     assert status["dlq"]["visible"] == 3  # found from the RedrivePolicy
     assert status["healthy"] is True
     assert run.stats["changed"] == 0
+    # capacity advice: LocalStack has no NumberOfMessagesDeleted points, so the
+    # module samples the depth; nobody consumes, so the rate is 0 and no ETA
+    capacity = run_playbook(
+        QUEUE_STATUS,
+        {
+            **base,
+            "queue_status_current_workers": 2,
+            "queue_status_rate_per_worker": 0.5,
+            "queue_status_target_minutes": 1,
+            "queue_status_min_workers": 1,
+            "queue_status_rate_sample_seconds": 1,
+        },
+    )
+    assert capacity.rc == 0, capacity.failures()
+    cap = capacity.result("Read the queue and its dead-letter queue")["capacity"]
+    assert (cap["backlog"], cap["rate_per_minute"], cap["rate_source"]) == (1, 0.0, "samples")
+    assert cap["drain_eta_minutes"] is None
+    assert cap["rate_per_worker_source"] == "given"
+    assert cap["recommended_workers"] == 2  # ceil(1 / (0.5 * 1)), above min_workers 1
 
     failing = run_playbook(
         QUEUE_STATUS,
@@ -44,8 +63,9 @@ def test_queue_status_reports_and_fails_on_unhealthy(stack: Any, sqs: Any) -> No
     assert failing.rc == 2
     result = failing.result("Read the queue and its dead-letter queue")
     assert result["failed"] is True
-    assert result["problems"] == [
-        f"{stack.name}-dlq: 3 messages in the DLQ (over max_dlq 2)".replace("test", "********")
+    # no_log masks the sandbox's dummy secret where it appears (it used to be "test")
+    assert [p.replace("********", "test") for p in result["problems"]] == [
+        f"{stack.name}-dlq: 3 messages in the DLQ (over max_dlq 2)"
     ]
 
 
