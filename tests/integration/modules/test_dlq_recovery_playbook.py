@@ -49,6 +49,7 @@ def indexed_ids(opensearch: Any, index: str, ids: list[str]) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # seeding and recovering 8,158 messages: minutes under load
 def test_seed_scenario_8158_messages_none_lost(
     stack: Any, sqs: Any, s3: Any, opensearch: Any
 ) -> None:
