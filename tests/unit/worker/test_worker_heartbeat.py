@@ -20,15 +20,17 @@ def receive_one(sqs: Any, url: str, visibility: int) -> dict[str, Any]:
 def test_heartbeat_keeps_a_slow_message_invisible(sqs: Any) -> None:
     url = sqs.create_queue(QueueName="hb")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="slow")
-    msg = receive_one(sqs, url, visibility=1)
-    heartbeat = Heartbeat(sqs, url, visibility_timeout=1, interval=0.3)
+    # A 3 s timeout extended every 0.5 s leaves 2.5 s of slack for a loaded CI
+    # machine to schedule the heartbeat thread (1 s and 0.3 s flaked there).
+    msg = receive_one(sqs, url, visibility=3)
+    heartbeat = Heartbeat(sqs, url, visibility_timeout=3, interval=0.5)
     heartbeat.track([msg["ReceiptHandle"]])
     heartbeat.start()
     try:
         # three visibility timeouts long, the message must never come back
-        window_end = time.monotonic() + 3.0
+        window_end = time.monotonic() + 9.0
         while time.monotonic() < window_end:
-            assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+            assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []) == []
         assert heartbeat.extensions >= 3
         heartbeat.cancel([msg["ReceiptHandle"]])
         assert heartbeat.tracked() == []
