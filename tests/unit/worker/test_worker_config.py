@@ -69,6 +69,7 @@ def test_aws_region_wins_over_default_region() -> None:
         ("WORKER_SHUTDOWN_GRACE_SECONDS", "nan"),
         ("CB_FAILURE_THRESHOLD", "-1"),
         ("WORKER_MAX_FILE_BYTES", "1MB"),
+        ("WORKER_INSTANCE", "0"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:
@@ -83,6 +84,16 @@ def test_cross_field_checks() -> None:
         Settings.from_env({"SQS_VISIBILITY_TIMEOUT": "10", "WORKER_HEARTBEAT_SECONDS": "10"})
     with pytest.raises(ValueError, match="WORKER_BACKOFF_BASE_SECONDS"):
         Settings.from_env({"WORKER_BACKOFF_BASE_SECONDS": "60", "WORKER_BACKOFF_MAX_SECONDS": "30"})
+
+
+def test_each_template_instance_gets_its_own_prometheus_port() -> None:
+    assert Settings.from_env({}).prometheus_listen_port == 0
+    assert Settings.from_env({"WORKER_INSTANCE": "3"}).prometheus_listen_port == 0
+    assert Settings.from_env({"WORKER_PROMETHEUS_PORT": "9108"}).prometheus_listen_port == 9108
+    third = {"WORKER_PROMETHEUS_PORT": "9108", "WORKER_INSTANCE": "3"}
+    assert Settings.from_env(third).prometheus_listen_port == 9110
+    with pytest.raises(ValueError, match="WORKER_PROMETHEUS_PORT 65535 \\+ WORKER_INSTANCE 2"):
+        Settings.from_env({"WORKER_PROMETHEUS_PORT": "65535", "WORKER_INSTANCE": "2"})
 
 
 def test_require_names_missing_variables() -> None:

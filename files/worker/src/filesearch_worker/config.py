@@ -99,6 +99,7 @@ class Settings:
     metrics_interval_seconds: float = 60.0
     prometheus_port: int = 0  # 0 = no /metrics endpoint
     prometheus_addr: str = "127.0.0.1"
+    instance: int = 1  # systemd template instance number (phased-worker@N sets it)
     max_file_bytes: int = 100 * 1024 * 1024
     max_text_chars: int = 1_000_000
     shutdown_grace_seconds: float = 60.0
@@ -120,6 +121,14 @@ class Settings:
         if self.heartbeat_interval_seconds > 0:
             return min(self.heartbeat_interval_seconds, self.visibility_timeout / 2)
         return max(0.5, self.visibility_timeout / 3)
+
+    @property
+    def prometheus_listen_port(self) -> int:
+        """Port of this process's /metrics: WORKER_PROMETHEUS_PORT + instance - 1 (0 = off).
+
+        Template instances share one environment file; each gets its own port.
+        """
+        return self.prometheus_port + self.instance - 1 if self.prometheus_port else 0
 
     @property
     def poller_count(self) -> int:
@@ -149,6 +158,11 @@ class Settings:
         return settings
 
     def _check(self) -> None:
+        if self.prometheus_listen_port > 65535:
+            raise ValueError(
+                f"WORKER_PROMETHEUS_PORT {self.prometheus_port} + WORKER_INSTANCE "
+                f"{self.instance} - 1 is above 65535; choose a lower base port"
+            )
         if self.backoff_base_seconds > self.backoff_max_seconds:
             raise ValueError(
                 "WORKER_BACKOFF_BASE_SECONDS must not exceed WORKER_BACKOFF_MAX_SECONDS "
@@ -210,6 +224,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "metrics_interval_seconds": ("WORKER_METRICS_INTERVAL_SECONDS", _p(_float, 0.1, 3600)),
     "prometheus_port": ("WORKER_PROMETHEUS_PORT", _p(_int, 0, 65535)),
     "prometheus_addr": ("WORKER_PROMETHEUS_ADDR", _str),
+    "instance": ("WORKER_INSTANCE", _p(_int, 1, 1000)),
     "max_file_bytes": ("WORKER_MAX_FILE_BYTES", _p(_int, 0)),
     "max_text_chars": ("WORKER_MAX_TEXT_CHARS", _p(_int, 0)),
     "shutdown_grace_seconds": ("WORKER_SHUTDOWN_GRACE_SECONDS", _p(_float, 0, 3600)),

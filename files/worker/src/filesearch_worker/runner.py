@@ -84,7 +84,7 @@ class Runner:
 
             backends.append(
                 PrometheusMetrics(
-                    settings.prometheus_port,
+                    settings.prometheus_listen_port,
                     settings.prometheus_addr,
                     in_flight=lambda: len(self.heartbeat),
                     breaker_state=lambda: self.indexer.breaker.state,
@@ -190,12 +190,16 @@ class Runner:
     def _lane(self) -> None:
         s = self.settings
         errors = 0
+        first = True
         while not self.stop_event.is_set():
             try:
                 response = self.sqs.receive_message(
                     QueueUrl=s.queue_url,
                     MaxNumberOfMessages=10,
-                    WaitTimeSeconds=s.wait_time_seconds,
+                    # The first receive is a short poll: its "polled" event proves
+                    # queue access at once (deploy verification waits for it)
+                    # instead of after a 20 s long poll of an empty queue.
+                    WaitTimeSeconds=0 if first else s.wait_time_seconds,
                     VisibilityTimeout=s.visibility_timeout,
                     MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                     MessageAttributeNames=["All"],
@@ -207,6 +211,11 @@ class Runner:
                 continue
             errors = 0
             messages: list[Any] = list(response.get("Messages", []))
+            if first:
+                first = False
+                logs.event(
+                    log, "polled", poller=threading.current_thread().name, received=len(messages)
+                )
             if not messages:
                 continue
             received_at = time.monotonic()

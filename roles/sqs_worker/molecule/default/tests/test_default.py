@@ -116,3 +116,18 @@ def test_legacy_install_adopted_as_previous(host: Any) -> None:
 def test_legacy_unit_replaced(host: Any) -> None:
     """The legacy plain unit is stopped and disabled (the template instances took over)."""
     assert not host.service("phased-worker.service").is_running
+
+
+@pytest.mark.parametrize(("unit", "port"), [("phased-worker@1", 23911), ("phased-worker@2", 23912)])
+def test_each_instance_serves_its_own_metrics(host: Any, unit: str, port: int) -> None:
+    """WORKER_PROMETHEUS_PORT + N - 1: instance N scrapes on its own port."""
+
+    def check() -> None:
+        result = host.run(
+            f'python3 -c "import urllib.request; print(urllib.request.urlopen('
+            f"'http://127.0.0.1:{port}/metrics', timeout=5).read().decode())\""
+        )
+        assert result.rc == 0, result.stderr
+        assert "filesearch_worker_in_flight_messages" in result.stdout
+
+    _with_journal(host, unit, check)
