@@ -24,6 +24,7 @@ import logging
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -77,25 +78,20 @@ def _playbook(name: str, extra: dict[str, Any]) -> tuple[float, str]:
 
 
 def _ssh(stack: dict[str, Any], host: str, command: str) -> None:
-    h = stack["hosts"][host]
+    """``command`` as root on a test host (sandbox/ctl ssh); failures are ignored (cleanup)."""
     subprocess.run(
         [
+            str(REPO / "sandbox" / "ctl"),
             "ssh",
-            "-i",
-            stack["ssh_key"],
-            "-p",
-            str(h["port"]),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            f"{h['user']}@{h['address']}",
-            f"sudo sh -c '{command}'",
+            host,
+            "--",
+            "sudo",
+            "sh",
+            "-c",
+            shlex.quote(command),
         ],
         check=False,
-        timeout=120,
+        timeout=180,
     )
 
 

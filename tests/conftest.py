@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,6 +50,19 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 CTL = REPO / "sandbox" / "ctl"
 VENV_BIN = REPO / ".venv" / "bin"
+# ssh to a test host: key login, no host key bookkeeping (hosts are rebuilt), no prompts.
+SSH_OPTIONS = (
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=5",
+)
 BOTO_CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
 
 
@@ -67,6 +81,11 @@ class SandboxHost:
     address: str
     port: int
     user: str
+
+    @property
+    def login(self) -> str:
+        """``user@address`` for ssh."""
+        return f"{self.user}@{self.address}"
 
 
 @dataclass(frozen=True)
@@ -116,6 +135,44 @@ class Sandbox:
             aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
             config=BOTO_CONFIG,
         )
+
+    def ssh(
+        self,
+        host: str,
+        command: str,
+        *,
+        sudo: bool = True,
+        timeout: float = 60,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` on test host ``host`` over ssh (as root with ``sudo``).
+
+        With ``check`` a non-zero exit fails the test with the command's stderr.
+        """
+        h = self.hosts[host]
+        remote = f"sudo sh -c {shlex.quote(command)}" if sudo else command
+        done = subprocess.run(
+            [
+                "ssh",
+                *SSH_OPTIONS,
+                "-i",
+                str(self.ssh_key),
+                "-p",
+                str(h.port),
+                f"{h.user}@{h.address}",
+                remote,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            pytest.fail(
+                f"{command!r} on {host} exited {done.returncode}: {done.stderr.strip()}",
+                pytrace=False,
+            )
+        return done
 
     def write_inventory(self, path: Path) -> Path:
         """An Ansible inventory (YAML) for this sandbox's hosts, for private instances."""

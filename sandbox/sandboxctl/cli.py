@@ -183,6 +183,17 @@ def cmd_host_down(cfg: Config, name: str) -> int:
     return 0
 
 
+def cmd_ssh(cfg: Config, name: str, command: list[str], timeout: float) -> int:
+    """Run ``command`` on test host ``name`` as ec2-user; its output and exit code."""
+    host = Host(cfg, name)
+    if host.proc.pid() is None:
+        raise SandboxError(f"host {name} is not running; run `sandbox/ctl up`")
+    done = host.ssh(*(command or ["true"]), timeout=timeout)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
+
+
 def cmd_env(cfg: Config) -> int:
     if not cfg.env_file.exists():
         print(f"sandbox: not up ({cfg.env_file} missing); run `sandbox/ctl up`", file=sys.stderr)
@@ -203,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     hu.add_argument("--ssh-port", type=int, required=True)
     hd = sub.add_parser("host-down", help="stop and remove one extra test host")
     hd.add_argument("name")
+    sh = sub.add_parser(
+        "ssh", help="run a command on a test host as ec2-user (sudo for root): ssh worker1 -- CMD"
+    )
+    sh.add_argument("name")
+    sh.add_argument("remote", nargs=argparse.REMAINDER, help="the command (after --)")
+    sh.add_argument("--timeout", type=float, default=120)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="sandbox: %(message)s")
@@ -217,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(cfg)
         if args.command == "env":
             return cmd_env(cfg)
+        if args.command == "ssh":
+            remote = args.remote[1:] if args.remote[:1] == ["--"] else args.remote
+            return cmd_ssh(cfg, args.name, remote, args.timeout)
         if args.command == "host-up":
             return cmd_host_up(cfg, args.name, args.ssh_port)
         return cmd_host_down(cfg, args.name)

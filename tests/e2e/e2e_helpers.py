@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shlex
 import subprocess
 import threading
 import time
@@ -145,31 +144,3 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: f
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-def ssh(host: Any, key: Path, command: str) -> str:
-    """Run ``command`` with sudo on a sandbox host; its stdout."""
-    proc = subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(key),
-            "-p",
-            str(host.port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            f"{host.user}@{host.address}",
-            f"sudo sh -c {shlex.quote(command)}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"{command!r} on {host.name} failed: {proc.stderr}")
-    return proc.stdout

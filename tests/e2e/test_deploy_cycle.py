@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import REPO, Feeder, PlaybookRun, run_playbook, ssh, wait_until
+from e2e_helpers import REPO, Feeder, PlaybookRun, run_playbook, wait_until
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.hosts, pytest.mark.slow]
 
@@ -33,9 +33,7 @@ HOSTS = ("worker1", "worker2")
 def _current(sandbox: Any, base_dir: str) -> dict[str, str]:
     """host -> the release its `current` symlink names."""
     return {
-        h: ssh(
-            sandbox.hosts[h], sandbox.ssh_key, f"basename $(readlink {base_dir}/current)"
-        ).strip()
+        h: sandbox.ssh(h, f"basename $(readlink {base_dir}/current)", check=True).stdout.strip()
         for h in HOSTS
     }
 
@@ -138,16 +136,13 @@ def test_deploy_rollback_cycle_loses_no_message(
         assert v3.output.count(f"rolled back to {v2_id['worker1']} and verified") >= 2, v3.tail()
         assert _current(sandbox, base_dir) == v2_id
         releases = {
-            h: ssh(sandbox.hosts[h], sandbox.ssh_key, f"ls {base_dir}/releases").split()
-            for h in HOSTS
+            h: sandbox.ssh(h, f"ls {base_dir}/releases", check=True).stdout.split() for h in HOSTS
         }
         for host in HOSTS:
             assert sorted(releases[host]) == sorted({v1_id[host], v2_id[host]}), releases
-            env = ssh(sandbox.hosts[host], sandbox.ssh_key, f"cat /etc/{slug}.env")
+            env = sandbox.ssh(host, f"cat /etc/{slug}.env", check=True).stdout
             assert '127.0.0.1:9"' not in env, f"v3's environment was not restored on {host}"
-            active = ssh(
-                sandbox.hosts[host], sandbox.ssh_key, f"systemctl is-active {slug}"
-            ).strip()
+            active = sandbox.ssh(host, f"systemctl is-active {slug}", check=True).stdout.strip()
             assert active == "active", f"{slug} on {host}: {active}"
 
         # one command back to v1 (the previous release)
@@ -227,9 +222,8 @@ def test_deploy_rollback_cycle_loses_no_message(
     finally:
         feeder.stop()
         for host in HOSTS:
-            ssh(
-                sandbox.hosts[host],
-                sandbox.ssh_key,
+            sandbox.ssh(
+                host,
                 f"systemctl disable --now {slug} 2>/dev/null; "
                 f"rm -f /etc/systemd/system/{slug}.service /etc/{slug}.env; "
                 f"rm -rf {base_dir} /home/ec2-user/{slug}-backups; systemctl daemon-reload",

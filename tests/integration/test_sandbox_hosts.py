@@ -27,29 +27,8 @@ SANDBOX_UNITS = {
 
 
 def ssh(sandbox: Sandbox, host: SandboxHost, command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-i",
-            str(sandbox.ssh_key),
-            "-p",
-            str(host.port),
-            f"{host.user}@{host.address}",
-            command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """``command`` as ec2-user (no sudo: the tests check sudo itself)."""
+    return sandbox.ssh(host.name, command, sudo=False, timeout=120)
 
 
 @pytest.fixture(scope="module")

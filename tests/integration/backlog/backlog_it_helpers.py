@@ -5,8 +5,6 @@ Imported by the tests of this directory (pytest puts it on sys.path)."""
 from __future__ import annotations
 
 import json
-import os
-import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,31 +86,4 @@ def run_playbook(
 
 def on_host(sandbox: Any, host: str, command: str, timeout: float = 60) -> str:
     """Run ``command`` as root on a test host (ssh + sudo); return stdout, fail on error."""
-    h = sandbox.hosts[host]
-    done = subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(sandbox.ssh_key),
-            "-p",
-            str(h.port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "BatchMode=yes",
-            f"{h.user}@{h.address}",
-            "sudo sh -c " + shlex.quote(command),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=dict(os.environ),
-    )
-    if done.returncode != 0:
-        pytest.fail(f"{host}: {command!r} failed ({done.returncode}): {done.stderr}")
-    return done.stdout
+    return str(sandbox.ssh(host, command, timeout=timeout, check=True).stdout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 import time
 from collections.abc import Callable
@@ -77,30 +76,3 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "con
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.5)
-
-
-def ssh(
-    host: Any, key: Path, command: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` with sudo on a sandbox host (never raises on a non-zero exit)."""
-    return subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(key),
-            "-p",
-            str(host.port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            f"{host.user}@{host.address}",
-            f"sudo sh -c {shlex.quote(command)}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ops_helpers import run_playbook, ssh, wait_for
+from ops_helpers import run_playbook, wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.hosts, pytest.mark.slow]
 
@@ -45,9 +45,8 @@ def deployed(sandbox: Any, stack: Any) -> Iterator[dict[str, Any]]:
         assert deploy.rc == 0, deploy.output[-4000:]
         yield {**layout, "smoke_test_service_name": slug, "smoke_test_timeout": 90}
     finally:
-        ssh(
-            sandbox.hosts[HOST],
-            sandbox.ssh_key,
+        sandbox.ssh(
+            HOST,
             f"systemctl disable --now {slug}-dlq.timer 2>/dev/null; "
             f"rm -f /etc/systemd/system/{slug}-dlq.timer /etc/systemd/system/{slug}-dlq.service; "
             f"systemctl disable --now {slug} 2>/dev/null; "
@@ -84,12 +83,11 @@ def _timer_runs_the_real_recovery(
     assert run.rc == 0, run.output[-4000:]
     for body in ("not json at all", '{"Records": "nonsense"}'):
         sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body)
-    started = ssh(sandbox.hosts[HOST], sandbox.ssh_key, f"systemctl start {unit}.service", 300)
-    journal = ssh(sandbox.hosts[HOST], sandbox.ssh_key, f"journalctl -u {unit} --no-pager -n 50")
+    started = sandbox.ssh(HOST, f"systemctl start {unit}.service", timeout=300)
+    journal = sandbox.ssh(HOST, f"journalctl -u {unit} --no-pager -n 50")
     assert started.returncode == 0, started.stderr + journal.stdout
-    result = ssh(
-        sandbox.hosts[HOST],
-        sandbox.ssh_key,
+    result = sandbox.ssh(
+        HOST,
         f"systemctl show -p Result -p ExecMainStatus {unit}.service; "
         f"systemctl is-enabled {unit}.timer",
     ).stdout
@@ -121,9 +119,8 @@ def test_smoke_test_passes_then_fails_when_the_worker_is_down(
 
     _timer_runs_the_real_recovery(sandbox, stack, sqs, s3, deployed)
 
-    ssh(
-        sandbox.hosts[HOST],
-        sandbox.ssh_key,
+    sandbox.ssh(
+        HOST,
         f"systemctl stop {deployed['sqs_worker_service_name']}",
     )
     down = run_playbook(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from .conftest import ModuleFail, RunModule, load_library
+from .conftest import AnsibleFailJson, RunModule, load_module
 
-MOD = load_library("cloudwatch_metric_data")
+MOD = load_module("cloudwatch_metric_data")
 END = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 
 
@@ -75,7 +75,7 @@ def test_window_defaults_to_the_last_minutes() -> None:
 def test_bad_windows_are_refused(
     aws: None, run_module: RunModule, args: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(ModuleFail, match=message):
+    with pytest.raises(AnsibleFailJson, match=message):
         run_module(MOD, {"queries": [depth_query("queue", "q")], **args})
 
 
@@ -91,10 +91,10 @@ def test_bad_windows_are_refused(
 def test_bad_queries_are_refused(
     aws: None, run_module: RunModule, query: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(ModuleFail, match=message):
+    with pytest.raises(AnsibleFailJson, match=message):
         run_module(MOD, {"queries": [query]})
 
 
 def test_duplicate_ids_are_refused(aws: None, run_module: RunModule) -> None:
-    with pytest.raises(ModuleFail, match="used twice"):
+    with pytest.raises(AnsibleFailJson, match="used twice"):
         run_module(MOD, {"queries": [depth_query("q", "a"), depth_query("q", "b")]})

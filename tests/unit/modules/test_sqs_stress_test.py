@@ -11,9 +11,9 @@ import pytest
 
 from filesearch_worker.events import parse_message
 
-from .conftest import ModuleFail, RunModule, load_library
+from .conftest import AnsibleFailJson, RunModule, load_module
 
-MOD = load_library("sqs_stress_test")
+MOD = load_module("sqs_stress_test")
 BASE = {
     "run_id": "r1",
     "bucket": "bucket-b",
@@ -143,7 +143,7 @@ def test_cleanup_removes_only_the_runs_things(
 def test_bad_arguments_are_refused(
     setup: dict[str, Any], run_module: RunModule, args: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ModuleFail, match=message):
+    with pytest.raises(AnsibleFailJson, match=message):
         run_module(MOD, {**BASE, "queue": "q", **args})
     assert "Contents" not in setup["s3"].list_objects_v2(Bucket="bucket-b")
 
