@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -14,11 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+from playbook_process import ansible_playbook
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOKS = REPO / "playbooks"
-ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 _RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+).*failed=(?P<failed>\d+)"
 )
@@ -46,17 +45,8 @@ def run_playbook(
     name: str, extra_vars: dict[str, Any], env: dict[str, str], timeout: float = 900
 ) -> PlaybookRun:
     """Run playbooks/<name> against the sandbox inventory with ``extra_vars``."""
-    cmd = [str(ANSIBLE_PLAYBOOK), str(PLAYBOOKS / name), "-e", json.dumps(extra_vars)]
     started = time.monotonic()
-    proc = subprocess.run(
-        cmd,
-        cwd=REPO,
-        env={**env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    proc = ansible_playbook(name, env, extra=extra_vars, timeout=timeout)
     run = PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
     in_recap = False
     for line in proc.stdout.splitlines():

@@ -5,15 +5,14 @@ Imported by the tests of this directory (pytest puts it on sys.path)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playbook_process import ansible_playbook
 
 REPO = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 
 
 @dataclass(frozen=True)
@@ -58,24 +57,8 @@ def run_playbook(
     timeout: float = 600,
 ) -> Run:
     """``ansible-playbook playbooks/<playbook>`` with ``-e`` JSON; never raises on failure."""
-    argv = [str(ANSIBLE_PLAYBOOK), str(REPO / "playbooks" / playbook)]
-    if extra:
-        argv += ["-e", json.dumps(extra)]
-    if limit:
-        argv += ["--limit", limit]
-    done = subprocess.run(
-        argv,
-        cwd=REPO,
-        env={
-            **env,
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_NOCOLOR": "1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    done = ansible_playbook(
+        playbook, env, extra=extra, limit=limit, json_output=True, timeout=timeout
     )
     try:
         output = json.loads(done.stdout)

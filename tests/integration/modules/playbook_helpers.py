@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +11,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from playbook_process import ansible_playbook
 
 REPO = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
 
 def load_scenario() -> ModuleType:
@@ -72,19 +70,8 @@ def run_playbook(
     timeout: float = 600,
 ) -> PlaybookRun:
     """ansible-playbook with the repository's ansible.cfg (default inventory inventories/local)."""
-    cmd = [ANSIBLE_PLAYBOOK, str(playbook)]
-    if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
-    if check:
-        cmd.append("--check")
-    run_env = dict(env or os.environ)
-    run_env.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-    )
-    done = subprocess.run(
-        cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False
+    done = ansible_playbook(
+        playbook, env, extra=extra_vars, check=check, json_output=True, timeout=timeout
     )
     try:
         output = json.loads(done.stdout)

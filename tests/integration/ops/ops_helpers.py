@@ -4,9 +4,7 @@ Imported by the tests of this directory (pytest puts it on sys.path)."""
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playbook_process import ansible_playbook
 
 REPO = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 _RECAP = re.compile(
     r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
 )
@@ -47,22 +45,7 @@ def run_playbook(
     check: bool = False,
 ) -> PlaybookRun:
     """``ansible-playbook playbooks/<playbook>`` with ``-e`` JSON; never raises on failure."""
-    argv = [str(ANSIBLE_PLAYBOOK), str(REPO / "playbooks" / playbook)]
-    if extra:
-        argv += ["-e", json.dumps(extra)]
-    if limit:
-        argv += ["--limit", limit]
-    if check:
-        argv.append("--check")
-    done = subprocess.run(
-        argv,
-        cwd=REPO,
-        env={**env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    done = ansible_playbook(playbook, env, extra=extra, limit=limit, check=check, timeout=timeout)
     return PlaybookRun(rc=done.returncode, output=done.stdout + done.stderr)
 
 
