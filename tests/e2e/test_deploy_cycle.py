@@ -81,6 +81,13 @@ def test_deploy_rollback_cycle_loses_no_message(
         # ApproximateReceiveCount 3 and no worker ever logging them (docs/deploy.md, "Known
         # gaps"); they are recovered with recover-dlq below and counted, not ignored.
         "deploy_max_dlq_growth": 20,
+        # each snapshot is also copied to S3 (worker_backup's optional copy)
+        "worker_backup_s3_bucket": stack.bucket,
+        "worker_backup_s3_prefix": f"{slug}-backups",
+        "worker_backup_s3_region": sandbox.region,
+        "worker_backup_s3_endpoint_url": sandbox.aws_endpoint,
+        "worker_backup_s3_access_key": sandbox.env["AWS_ACCESS_KEY_ID"],
+        "worker_backup_s3_secret_key": sandbox.env["AWS_SECRET_ACCESS_KEY"],
     }
     feeder = Feeder(s3, sqs, stack.bucket, stack.queue_url)
 
@@ -121,6 +128,11 @@ def test_deploy_rollback_cycle_loses_no_message(
         _ok(v2, "deploy v2", dlq_contents() if v2.rc else "")
         v2_id = _current(sandbox, base_dir)
         assert v2_id["worker1"] == v2_id["worker2"] != v1_id["worker1"], (v1_id, v2_id)
+        # the snapshot of v1 taken before v2 went in is in S3 too, manifest and all
+        for host in HOSTS:
+            listed = s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"{slug}-backups/{host}/")
+            names = {obj["Key"].rsplit("/", 1)[-1] for obj in listed.get("Contents", [])}
+            assert {"manifest.json", "RELEASE"} <= names, (host, sorted(names))
 
         # v3 fails its health check on both hosts (one batch); each rolls back to v2
         v3 = deploy(

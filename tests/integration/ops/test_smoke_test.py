@@ -6,7 +6,8 @@ messages from the DLQ.
 
 The worker gets a private layout (base dir, unit, environment file) and a private
 queue/bucket/index (the ``stack`` fixture), so the host's regular phased-worker
-and the shared resources are left alone. One deploy, then: the smoke test passes
+and the shared resources are left alone. One deploy with the smoke test as its
+last phase (-e deploy_smoke_test=true), then: the smoke test passes on its own
 and leaves nothing behind; with the worker stopped it fails with a clear message
 and still cleans up.
 """
@@ -23,6 +24,7 @@ from ops_helpers import run_playbook, wait_for
 pytestmark = [pytest.mark.sandbox, pytest.mark.hosts, pytest.mark.slow]
 
 HOST = "worker1"
+DEPLOY_OUTPUT: dict[str, str] = {}  # service name -> output of the fixture's deploy.yml
 
 
 @pytest.fixture
@@ -40,10 +42,19 @@ def deployed(sandbox: Any, stack: Any) -> Iterator[dict[str, Any]]:
         "sqs_worker_opensearch_index": stack.index,
         "sqs_worker_visibility_timeout": 30,
     }
+    smoke = {"smoke_test_service_name": slug, "smoke_test_timeout": 90}
     try:
-        deploy = run_playbook("deploy.yml", sandbox.env, layout, timeout=900, limit=HOST)
+        # deploy.yml with its last phase, the smoke test (needs localhost in the limit)
+        deploy = run_playbook(
+            "deploy.yml",
+            sandbox.env,
+            {**layout, **smoke, "deploy_smoke_test": True},
+            timeout=900,
+            limit=f"localhost,{HOST}",
+        )
         assert deploy.rc == 0, deploy.output[-4000:]
-        yield {**layout, "smoke_test_service_name": slug, "smoke_test_timeout": 90}
+        DEPLOY_OUTPUT[slug] = deploy.output
+        yield {**layout, **smoke}
     finally:
         sandbox.ssh(
             HOST,
@@ -109,6 +120,13 @@ def _visible_and_in_flight(sqs: Any, url: str) -> int:
 def test_smoke_test_passes_then_fails_when_the_worker_is_down(
     sandbox: Any, stack: Any, sqs: Any, s3: Any, opensearch: Any, deployed: dict[str, Any]
 ) -> None:
+    # The fixture's deploy ran the smoke test as its last phase (-e deploy_smoke_test=true).
+    deploy_output = DEPLOY_OUTPUT[deployed["sqs_worker_service_name"]]
+    assert "Smoke test - send test files through the pipeline" in deploy_output
+    assert '"indexed": 3' in deploy_output
+    assert _leftovers(s3, opensearch, stack) == ([], 0)
+
+    # And on its own, as an operator runs it against any inventory.
     run = run_playbook("smoke_test.yml", sandbox.env, deployed, limit=f"localhost,{HOST}")
     assert run.rc == 0, run.output[-5000:]
     assert '"indexed": 3' in run.output
