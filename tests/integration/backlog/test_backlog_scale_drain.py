@@ -78,6 +78,10 @@ def test_emergency_drain_switches_to_metadata_only_and_back(sandbox: Any) -> Non
         assert env_value(sandbox, "worker1", "WORKER_MODE") == "metadata-only"
         assert "switched and restarted" in drain.result("Report the mode", "worker1")["msg"]
         assert env_value(sandbox, "worker2", "WORKER_MODE") is None, "only the chosen host drains"
+        # a deploy in the middle of the drain keeps it (sqs_worker_mode "" keeps the host's mode)
+        deploy = run_playbook("deploy.yml", sandbox.env, None, "worker1", timeout=900)
+        assert deploy.rc == 0, deploy.failures()
+        assert env_value(sandbox, "worker1", "WORKER_MODE") == "metadata-only"
     finally:
         back = run_playbook("emergency_drain.yml", sandbox.env, {"worker_mode": "full"}, "worker1")
     assert back.rc == 0, back.failures()
