@@ -45,10 +45,10 @@ test-unit: venv ## Fast unit tests (moto in-process, no local stack)
 	$(BIN)/pytest tests/unit
 
 test-integration: venv ## Tests against the real local stack
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest --durations=25 tests/integration
 
 test-e2e: venv ## End-to-end deploys on the nspawn test hosts
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest --durations=5 tests/e2e
 
 test-molecule: venv ## Molecule scenario of every role (throwaway nspawn hosts; needs the sandbox)
 	@set -e; for scenario in roles/*/molecule/default; do \
