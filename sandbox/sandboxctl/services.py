@@ -169,6 +169,13 @@ class Aws:
                 TMPDIR=str(state / "tmp"),
                 SKIP_SSL_CERT_DOWNLOAD="1",
                 DISABLE_EVENTS="1",
+                # LocalStack emulates AWS/SQS CloudWatch metrics by sending itself a
+                # PutMetricData for every SQS call: under load that was most of its CPU
+                # (py-spy, docs/sandbox.md) and capped every SQS-bound test and benchmark.
+                # SANDBOX_SQS_METRICS=1 turns them back on (the alarms then have data).
+                SQS_DISABLE_CLOUDWATCH_METRICS=(
+                    "0" if os.environ.get("SANDBOX_SQS_METRICS") == "1" else "1"
+                ),
                 LOCALSTACK_TELEMETRY_DISABLED="1",
             )
             (state / "home").mkdir(exist_ok=True)
