@@ -5,6 +5,7 @@ Imported by the tests of this directory (pytest puts it on sys.path)."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,3 +71,20 @@ def run_playbook(
 def on_host(sandbox: Any, host: str, command: str, timeout: float = 60) -> str:
     """Run ``command`` as root on a test host (ssh + sudo); return stdout, fail on error."""
     return str(sandbox.ssh(host, command, timeout=timeout, check=True).stdout)
+
+
+def wait_for_stats_event(sandbox: Any, host: str, timeout: float = 60) -> None:
+    """Wait until a phased-worker unit on ``host`` has logged a ``stats`` event.
+
+    The deploy's verification passes on the worker's first ``polled`` event, so
+    a host deployed last may not have logged statistics yet.
+    """
+    deadline = time.monotonic() + timeout
+    command = (  # older than 3 s: inside a window that ends a second before "now"
+        "journalctl --no-pager -o cat -u 'phased-worker*' --until=-3s -n 1 "
+        '--grep \'"event": "stats"\''
+    )
+    while sandbox.ssh(host, command).returncode != 0:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no stats event from phased-worker on {host} within {timeout:.0f}s")
+        time.sleep(1)

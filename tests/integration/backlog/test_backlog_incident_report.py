@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backlog_it_helpers import run_playbook
+from backlog_it_helpers import run_playbook, wait_for_stats_event
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.hosts]
 
@@ -19,6 +19,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def test_report_from_metrics_alarms_and_journal(
     sandbox: Any, make_stack: Any, cloudwatch: Any, tmp_path: Path
 ) -> None:
+    for host in ("worker1", "worker2"):  # the report's statistics rows need one each
+        wait_for_stats_event(sandbox, host)
     # The window ends before the test queue exists, so LocalStack's own AWS/SQS
     # publishing (for existing queues, at "now") cannot add points to it.
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
