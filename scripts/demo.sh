@@ -32,7 +32,7 @@ cat <<'NEXT'
       -e sqs_worker_opensearch_endpoint=http://127.0.0.1:9    # a release that fails its health check: rolled back
   ansible-playbook playbooks/rollback.yml                    # run again: forward to the release you left
   ansible-playbook playbooks/backup.yml                      # snapshots in /home/ec2-user/backups on each host
-  ssh -i .sandbox/ssh/id_ed25519 -p 2201 ec2-user@127.0.0.1 'journalctl -u phased-worker -n 20'
+  sandbox/ctl ssh worker1 -- sudo journalctl -u phased-worker -n 20   # a host's journal
   .venv/bin/python scripts/demo_feed.py --query "release"    # more files, another query
   make test                                                  # everything CI runs
   Read docs/deploy.md (deploy, rollback, backups) and docs/architecture.md.
