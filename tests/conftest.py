@@ -33,6 +33,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,19 +51,11 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 CTL = REPO / "sandbox" / "ctl"
 VENV_BIN = REPO / ".venv" / "bin"
-# ssh to a test host: key login, no host key bookkeeping (hosts are rebuilt), no prompts.
-SSH_OPTIONS = (
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-    "-o",
-    "ConnectTimeout=5",
-)
+# ssh options for the test hosts: sandboxctl's own (key login, no host key
+# bookkeeping since hosts are rebuilt, no prompts).
+sys.path.insert(0, str(REPO / "sandbox"))
+from sandboxctl.hosts import SSH_OPTS as SSH_OPTIONS  # noqa: E402
+
 BOTO_CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
 
 
