@@ -36,6 +36,18 @@ class PlaybookRun:
         """Tasks reported changed on ``host``."""
         return self.recap[host]["changed"]
 
+    def task_results(self, task: str) -> list[str]:
+        """The per-host result lines (``ok: [h]``, ``skipping: [h]``, ...) of every task
+        whose ``TASK [...]`` header contains ``task``."""
+        results: list[str] = []
+        inside = False
+        for line in self.output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [", "PLAY ")):
+                inside = line.startswith("TASK [") and task in line
+            elif inside and re.match(r"^(ok|changed|skipping|failed|fatal|included): ", line):
+                results.append(line)
+        return results
+
     def tail(self, lines: int = 60) -> str:
         """The last lines of the output (for assertion messages)."""
         return "\n".join(self.output.splitlines()[-lines:])

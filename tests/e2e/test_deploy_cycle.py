@@ -121,6 +121,19 @@ def test_deploy_rollback_cycle_loses_no_message(
         again = deploy("v1-again", sqs_worker_build_tag=f"{slug}-v1")
         _ok(again, "repeat deploy of v1", dlq_contents() if again.rc else "")
         assert {h: again.changed(h) for h in HOSTS} == dict.fromkeys(HOSTS, 0), again.tail(120)
+        # ... and skips what cannot have changed: apt (the Python can build a venv),
+        # the health check of units nothing restarted, the second snapshot
+        for task in (
+            "Install the interpreter packages",
+            "Run the health check in the unit's sandbox",
+            "Snapshot the verified state",
+        ):
+            results = again.task_results(task)
+            assert len(results) == len(HOSTS), (task, results)
+            assert all(r.startswith("skipping: ") for r in results), (task, results)
+        first_checks = v1.task_results("Run the health check")  # v1 restarted: checked in full
+        assert len(first_checks) == len(HOSTS), first_checks
+        assert all(r.startswith("ok: ") for r in first_checks), first_checks
         assert _current(sandbox, base_dir) == v1_id
 
         # v2: a new release

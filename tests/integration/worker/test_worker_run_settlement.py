@@ -177,6 +177,29 @@ def test_sigterm_past_the_grace_period_releases_what_is_left(
     assert queue_counts(sqs, stack.queue_url) == (3, 0)
 
 
+def test_each_poller_logs_polled_after_a_short_first_receive(stack: Any, start_worker: Any) -> None:
+    """Deploy verification keys on "polled": one per poller, before any long poll ends.
+
+    With a 20 s long poll on an empty queue and statistics only every 60 s, the
+    events can only arrive within the wait below if the first receive is short.
+    """
+    worker = start_worker(
+        stack.env,
+        WORKER_CONCURRENCY="2",
+        SQS_WAIT_TIME_SECONDS="20",
+        WORKER_STATS_INTERVAL_SECONDS="60",
+    )
+    polled = wait_until(
+        lambda: len(worker.events("polled")) >= 2 and worker.events("polled"),
+        15,
+        "a polled event from each of the 2 pollers",
+    )
+    assert sorted(e["poller"] for e in polled) == ["poller-0", "poller-1"]
+    assert all(e["received"] == 0 for e in polled)
+    assert worker.events("stats") == []
+    assert worker.stop() == 0
+
+
 def test_health_and_metrics(
     stack: Any, sqs: Any, s3: Any, cloudwatch: Any, start_worker: Any
 ) -> None:
