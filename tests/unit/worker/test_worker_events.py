@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from worker_unit_helpers import s3_event
 
 from filesearch_worker.errors import PermanentError
-from filesearch_worker.events import parse_message
+from filesearch_worker.events import parse_message, s3_event_body
 
 
 @pytest.mark.parametrize(
@@ -137,3 +138,62 @@ def test_bad_bodies_get_a_specific_reason(body: str, error_type: str) -> None:
         parse_message(body)
     assert caught.value.error_type == error_type
     assert caught.value.reason
+
+
+# --- s3_event_body: the one synthetic notification --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "plain.txt",
+        "dir/sub dir/スモーク テスト 1.txt",
+        "a+b&c=d?e#f.txt",
+        "100%.txt",
+        "recoverable/00001+file.txt",
+        "  leading and trailing  ",
+    ],
+)
+def test_s3_event_body_parses_back(key: str) -> None:
+    body = s3_event_body("bucket-1", key, size=2048, region="eu-west-1")
+    (event,) = parse_message(body)
+    assert (event.bucket, event.key, event.kind, event.size) == ("bucket-1", key, "created", 2048)
+    assert event.event_name == "ObjectCreated:Put"
+    assert event.source == "s3"
+
+
+def test_s3_event_body_is_shaped_as_s3_sends_it() -> None:
+    body = s3_event_body(
+        "b",
+        "x y/z.txt",
+        size=7,
+        region="ap-northeast-1",
+        event_time="2026-01-01T00:00:00.000Z",
+        configuration_id="smoke-test",
+    )
+    (record,) = json.loads(body)["Records"]
+    assert record["eventVersion"] == "2.1"
+    assert record["eventSource"] == "aws:s3"
+    assert record["awsRegion"] == "ap-northeast-1"
+    assert record["eventTime"] == "2026-01-01T00:00:00.000Z"
+    assert record["s3"]["configurationId"] == "smoke-test"
+    assert record["s3"]["bucket"] == {"name": "b", "arn": "arn:aws:s3:::b"}
+    assert record["s3"]["object"] == {"key": "x+y/z.txt", "size": 7}
+
+
+def test_s3_event_body_options() -> None:
+    when = datetime(2026, 3, 4, 5, 6, 7, 891_234, tzinfo=UTC)
+    (event,) = parse_message(
+        s3_event_body("b", "k", size=None, event_name="ObjectRemoved:Delete", event_time=when)
+    )
+    assert (event.kind, event.size) == ("removed", None)
+    assert event.event_time == "2026-03-04T05:06:07.891Z"
+    assert "configurationId" not in json.loads(s3_event_body("b", "k"))["Records"][0]["s3"]
+
+
+def test_s3_event_body_defaults_to_now() -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    (event,) = parse_message(s3_event_body("b", "k"))
+    assert event.event_time is not None and event.event_time.endswith("Z")
+    seen = datetime.strptime(event.event_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert before <= seen <= datetime.now(UTC)

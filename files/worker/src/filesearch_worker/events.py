@@ -5,14 +5,19 @@ notification, EventBridge ``aws.s3`` events, and the ``s3:TestEvent`` S3 sends
 when a notification is configured. Keys arrive URL-encoded (``+`` is a
 space, UTF-8 percent-escapes) and are decoded here. Anything else raises
 ``PermanentError`` with a specific ``error_type``.
+
+:func:`s3_event_body` is the other direction: the one synthetic S3
+notification that the stress test, the smoke test, the demo, the benchmarks
+and the tests send.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from filesearch_worker.errors import PermanentError
 
@@ -47,6 +52,46 @@ def parse_message(body: str) -> list[S3ObjectEvent]:
     """Parse one SQS message body into its S3 events (at least one)."""
     doc = _loads(body, "message body")
     return _parse_doc(doc, source="s3", depth=0)
+
+
+def s3_event_body(
+    bucket: str,
+    key: str,
+    *,
+    size: int | None = 0,
+    region: str = "ap-northeast-1",
+    event_name: str = "ObjectCreated:Put",
+    event_time: datetime | str | None = None,
+    configuration_id: str | None = None,
+) -> str:
+    """An SQS message body as an S3 bucket notification sends it, for one object.
+
+    The key is URL-encoded as S3 encodes it (spaces as ``+``, ``/`` kept), so
+    :func:`parse_message` gives ``key`` back. ``size`` None leaves the size
+    out; ``event_time`` None is now (UTC, milliseconds, as S3 writes it).
+    """
+    if event_time is None:
+        event_time = datetime.now(UTC)
+    if isinstance(event_time, datetime):
+        utc = event_time.astimezone(UTC) if event_time.tzinfo else event_time
+        event_time = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/")}
+    if size is not None:
+        obj["size"] = size
+    s3: dict[str, Any] = {"s3SchemaVersion": "1.0"}
+    if configuration_id is not None:
+        s3["configurationId"] = configuration_id
+    s3["bucket"] = {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+    s3["object"] = obj
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": event_time,
+        "eventName": event_name,
+        "s3": s3,
+    }
+    return json.dumps({"Records": [record]}, ensure_ascii=False)
 
 
 def _loads(text: str, what: str) -> Any:
