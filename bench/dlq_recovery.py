@@ -45,11 +45,10 @@ sys.path.insert(0, str(REPO / "files" / "worker" / "src"))
 from filesearch_worker.config import Settings  # noqa: E402
 from filesearch_worker.dlq import (  # noqa: E402
     DlqMessage,
-    DlqRecovery,
-    ProcessorReindexer,
     RecoveryOptions,
     archive_key,
     archive_record,
+    recover,
 )
 from filesearch_worker.errors import PermanentError  # noqa: E402
 from filesearch_worker.events import parse_message  # noqa: E402
@@ -154,7 +153,7 @@ def run_sequential(bench: Bench, limit: int) -> tuple[int, float]:
         ).get("Messages", [])
         if not raw:
             break
-        message = DlqMessage.from_sqs(raw[0])
+        message = DlqMessage(raw[0])
         try:
             events = parse_message(message.body)
         except PermanentError as exc:
@@ -213,25 +212,17 @@ def run_engine(bench: Bench, total: int, strategy: str) -> tuple[int, float, dic
     dlq, source, bucket, index, _ = bench.fresh(strategy, total, objects=strategy == "reindex")
     indexer = bench.indexer(index)
     options = RecoveryOptions(strategy=strategy, threads=bench.threads, wait_time_seconds=1)
-    reindexer = None
-    if strategy == "reindex":
-        settings = Settings(s3_bucket=bucket, concurrency=bench.threads * 2, metrics="off")
-        reindexer = ProcessorReindexer.for_settings(settings, bench.s3, indexer)
+    settings = Settings(s3_bucket=bucket, concurrency=bench.threads * 2, metrics="off")
     started = time.monotonic()
-    try:
-        report = DlqRecovery(
-            bench.sqs,
-            dlq,
-            options,
-            s3=bench.s3,
-            bucket=bucket,
-            indexer=indexer,
-            source_queue_url=source,
-            reindexer=reindexer,
-        ).run()
-    finally:
-        if reindexer is not None:
-            reindexer.close()
+    report = recover(
+        settings,
+        options,
+        sqs=bench.sqs,
+        s3=bench.s3,
+        indexer=indexer,
+        dlq_url=dlq,
+        source_queue_url=source,
+    )
     elapsed = time.monotonic() - started
     settled = sum(v for k, v in report.counts.items() if k != "released")
     if settled != total or report.remaining:

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: sqs_dlq_recover
 short_description: Recover the messages of an SQS dead-letter queue, idempotently
 description:
-  - The seed's C(recover_dlq.py) as a task, on the same engine as
+  - The incident report's C(recover_dlq.py) as a task, on the same engine as
     C(filesearch-worker recover-dlq) (C(filesearch_worker.dlq)).
   - Each message is classified. B(Already indexed) (OpenSearch multi-get by document
     id = S3 key) is deleted. B(Recoverable) is handled by O(strategy).
@@ -146,7 +146,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Recover the DLQ in place (the seed's recover_dlq.py)
+- name: Recover the DLQ in place (the incident report's recover_dlq.py)
   sqs_dlq_recover:
     dlq: cis-filesearch-dlq
     bucket: cis-filesearch-files
@@ -154,7 +154,7 @@ EXAMPLES = r"""
     region: ap-northeast-1
   register: __recovery
 
-- name: Try one small batch first, as the seed's runbook says
+- name: Try one small batch first, as the incident report's runbook says
   sqs_dlq_recover:
     dlq: cis-filesearch-dlq
     bucket: cis-filesearch-files
@@ -318,8 +318,6 @@ from ansible.module_utils.filesearch_aws import (
 with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
     from filesearch_worker.config import Settings
     from filesearch_worker.dlq import RecoveryError, RecoveryOptions, recover
-    from filesearch_worker.index import Indexer
-    from filesearch_worker.queue_status import resolve_queue_url
 
 
 def argument_spec() -> dict[str, Any]:
@@ -383,68 +381,37 @@ def main() -> None:
         visibility_timeout=p["visibility_timeout"],
         wait_time_seconds=p["wait_time_seconds"],
         sample_size=p["sample_size"],
-        dedupe=p["dedupe"] and p["strategy"] != "native",
+        dedupe=p["dedupe"],
     )
-    try:
-        options.validate()
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    if options.strategy != "native" and not p["bucket"]:
-        module.fail_json(msg=f"strategy {options.strategy} needs bucket (the archive bucket)")
-    if options.dedupe and not p["opensearch_endpoint"]:
-        module.fail_json(
-            msg="opensearch_endpoint is required for deduplication (or set dedupe: false)"
-        )
-    if options.strategy == "reindex" and not p["opensearch_endpoint"]:
-        module.fail_json(msg="strategy reindex needs opensearch_endpoint")
-
+    # recover() validates the options and what each strategy needs; errors come back
+    # as RecoveryError with the report of what was done before them.
     sqs = aws_client(module, "sqs")
     s3 = aws_client(module, "s3")
-    try:
-        dlq_url = resolve_queue_url(sqs, p["dlq"])
-        source_url = resolve_queue_url(sqs, p["queue"]) if p["queue"] else ""
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    except BOTO_ERRORS as exc:
-        fail_aws(module, exc, "Cannot find the queue")
-
-    region = p["region"] or getattr(sqs.meta, "region_name", None) or "us-east-1"
     settings = Settings(
-        queue_url=source_url,
-        dlq_url=dlq_url,
         s3_bucket=p["bucket"] or "",
         opensearch_endpoint=p["opensearch_endpoint"] or "",
         opensearch_index=p["opensearch_index"],
         opensearch_auth=p["opensearch_auth"],
         opensearch_username=p["opensearch_username"] or "",
         opensearch_password=p["opensearch_password"] or "",
-        region=region,
+        region=p["region"] or getattr(sqs.meta, "region_name", None) or "us-east-1",
         concurrency=min(64, p["threads"] * 2),  # the processor's download/extract pool
         metrics="off",
     )
-    indexer = None
-    if p["opensearch_endpoint"] and p["strategy"] != "native":
-        indexer = Indexer.for_endpoint(
-            settings.opensearch_endpoint,
-            settings.opensearch_index,
-            auth=settings.effective_auth(),
-            region=region,
-            username=settings.opensearch_username,
-            password=settings.opensearch_password,
-        )
     try:
         report = recover(
             settings,
             options,
             sqs=sqs,
             s3=s3,
-            indexer=indexer,
-            dlq_url=dlq_url,
-            source_queue_url=source_url or None,
+            dlq_url=p["dlq"],
+            source_queue_url=p["queue"],
         )
     except RecoveryError as exc:
         partial = exc.report.to_dict() if exc.report else {}
         changed = bool(exc.report and exc.report.changed and not module.check_mode)
+        if isinstance(exc.__cause__, BOTO_ERRORS):  # keep the AWS error code
+            fail_aws(module, exc.__cause__, "DLQ recovery failed", changed=changed, **partial)
         module.fail_json(msg=f"DLQ recovery failed: {exc}", changed=changed, **partial)
     except BOTO_ERRORS as exc:
         fail_aws(module, exc, "DLQ recovery failed")

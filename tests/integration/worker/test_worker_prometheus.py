@@ -55,7 +55,7 @@ def test_metrics_endpoint_counts_what_the_worker_settled(
     )
     got = scrape(port)
     assert got[("filesearch_worker_messages_total", (("outcome", "indexed"),))] == 5
-    assert got[("filesearch_worker_messages_total", (("outcome", "dead-lettered"),))] == 1
+    assert got[("filesearch_worker_messages_total", (("outcome", "dead_lettered"),))] == 1
     assert got[("filesearch_worker_messages_succeeded_total", ())] == 5
     assert got[("filesearch_worker_messages_failed_total", ())] == 1
     assert got[("filesearch_worker_critical_error_total", ())] == 1

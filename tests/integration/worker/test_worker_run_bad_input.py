@@ -45,28 +45,28 @@ def test_bad_input_corpus(
 
     # (body, expected outcome, expected reason)
     corpus: list[tuple[str, str, str]] = [
-        ("this is not json", "dead-lettered", "invalid-json"),
-        (" ", "dead-lettered", "empty-body"),
-        ("[1, 2, 3]", "dead-lettered", "not-an-object"),
-        ("{}", "dead-lettered", "missing-records"),
-        ('{"Records": []}', "dead-lettered", "missing-records"),
-        (json.dumps({"junk": "x" * 200_000}), "dead-lettered", "missing-records"),
-        ("[" * 40_000 + "]" * 40_000, "dead-lettered", "invalid-json"),
+        ("this is not json", "dead_lettered", "invalid-json"),
+        (" ", "dead_lettered", "empty-body"),
+        ("[1, 2, 3]", "dead_lettered", "not-an-object"),
+        ("{}", "dead_lettered", "missing-records"),
+        ('{"Records": []}', "dead_lettered", "missing-records"),
+        (json.dumps({"junk": "x" * 200_000}), "dead_lettered", "missing-records"),
+        ("[" * 40_000 + "]" * 40_000, "dead_lettered", "invalid-json"),
         (
             record_body(bucket, "k.txt", eventName="ObjectRestore:Completed"),
-            "dead-lettered",
+            "dead_lettered",
             "unsupported-event",
         ),
         (
             record_body(bucket, "k.txt", eventSource="aws:dynamodb"),
-            "dead-lettered",
+            "dead_lettered",
             "unsupported-event-source",
         ),
-        (record_body(bucket, ""), "dead-lettered", "malformed-record"),
-        (record_body(bucket, "bad%FF%FE.txt"), "dead-lettered", "malformed-key"),
-        (json.dumps({"Type": "Notification", "Message": "{oops"}), "dead-lettered", "invalid-json"),
-        (s3_event_body(bucket, "never/uploaded.txt"), "dead-lettered", "object-not-found"),
-        (s3_event_body(f"{bucket}-nope", "x.txt"), "dead-lettered", "bucket-not-found"),
+        (record_body(bucket, ""), "dead_lettered", "malformed-record"),
+        (record_body(bucket, "bad%FF%FE.txt"), "dead_lettered", "malformed-key"),
+        (json.dumps({"Type": "Notification", "Message": "{oops"}), "dead_lettered", "invalid-json"),
+        (s3_event_body(bucket, "never/uploaded.txt"), "dead_lettered", "object-not-found"),
+        (s3_event_body(f"{bucket}-nope", "x.txt"), "dead_lettered", "bucket-not-found"),
         (
             json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": bucket}),
             "acknowledged",
@@ -111,7 +111,7 @@ def test_bad_input_corpus(
     wait_until(lambda: queue_counts(sqs, stack.queue_url) == (0, 0), 20, "an empty queue")
     dead = drain_dlq(sqs, stack.dlq_url)
     dead_types = sorted(m["MessageAttributes"]["error-type"]["StringValue"] for m in dead)
-    assert dead_types == sorted(r for _, o, r in corpus if o == "dead-lettered")
+    assert dead_types == sorted(r for _, o, r in corpus if o == "dead_lettered")
     # keys decoded exactly; Japanese text decoded from Shift_JIS
     for key in ("my file.txt", "a+b.txt", "100% done.txt", "sns.txt", "eb.txt"):
         assert opensearch.exists(index=stack.index, id=key), key

@@ -40,7 +40,7 @@ def test_exception_during_processing_leaves_nothing_in_flight(
     settled = {line["message_id"]: line for line in worker.wait_settled(len(keys))}
     wait_until(lambda: queue_counts(sqs, stack.queue_url) == (0, 0), 20, "an empty queue")
     bad = settled[ids[-1]]
-    assert (bad["outcome"], bad["reason"]) == ("dead-lettered", "unexpected-error")
+    assert (bad["outcome"], bad["reason"]) == ("dead_lettered", "unexpected-error")
     assert all(settled[i]["outcome"] == "indexed" for i in ids[:-1])
     (dead,) = drain_dlq(sqs, stack.dlq_url)
     attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
@@ -63,7 +63,7 @@ def test_opensearch_down_uses_the_retry_store_and_replay_recovers(
         stack.env, OPENSEARCH_ENDPOINT=dead, CB_FAILURE_THRESHOLD="1", CB_COOLDOWN_SECONDS="60"
     )
     settled = worker.wait_settled(len(keys))
-    assert {line["outcome"] for line in settled} == {"retry-stored"}
+    assert {line["outcome"] for line in settled} == {"retry_stored"}
     assert {line["reason"] for line in settled} <= {"opensearch-unavailable", "circuit-open"}
     assert "circuit-open" in {line["reason"] for line in settled}  # the breaker saved timeouts
     wait_until(lambda: queue_counts(sqs, stack.queue_url) == (0, 0), 20, "an empty queue")

@@ -53,12 +53,12 @@ class FakeIndexer:
 def index(monkeypatch: pytest.MonkeyPatch) -> FakeIndexer:
     fake = FakeIndexer()
 
-    class _Indexer:
-        @classmethod
-        def for_endpoint(cls, *args: Any, **kwargs: Any) -> FakeIndexer:
-            return fake
+    from filesearch_worker.index import Indexer
 
-    monkeypatch.setattr(MOD, "Indexer", _Indexer)
+    def from_settings(cls: type, settings: Any) -> FakeIndexer:
+        return fake if settings.opensearch_endpoint else Indexer(None, "i", skip=True)
+
+    monkeypatch.setattr(Indexer, "from_settings", classmethod(from_settings))
     return fake
 
 
@@ -233,35 +233,31 @@ def test_limits_max_batches_and_max_messages(run_module: RunModule, world: dict[
 def test_rate_limit_is_applied(
     run_module: RunModule, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from filesearch_worker import dlq
+    from filesearch_worker.dlq import engine
 
     acquired: list[tuple[float | None, int]] = []
 
-    class Recording(dlq.RateLimiter):
+    class Recording(engine.RateLimiter):
         def acquire(self, n: int) -> None:
             acquired.append((self.rate, n))
 
-    monkeypatch.setattr(dlq, "RateLimiter", Recording)
+    monkeypatch.setattr(engine, "RateLimiter", Recording)
     result = run_module(MOD, args(messages_per_second=20.0, batch_size=5))
     assert result["examined"] == world["total"]
     assert acquired == [(20.0, 5), (20.0, 5), (20.0, 1)]  # every batch asks before it is handled
 
 
-def test_rate_limiter_spaces_batches() -> None:
-    from filesearch_worker import dlq
+def test_rate_limiter_spaces_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from filesearch_worker.dlq import engine
 
     now = [100.0]
-    limiter = dlq.RateLimiter(10.0, clock=lambda: now[0])
+    limiter = engine.RateLimiter(10.0, clock=lambda: now[0])
     slept: list[float] = []
-    original = dlq.time.sleep
-    dlq.time.sleep = slept.append  # type: ignore[assignment]
-    try:
-        limiter.acquire(10)  # first batch: at once
-        limiter.acquire(10)  # second: one second later
-        now[0] += 0.5
-        limiter.acquire(5)  # third: at 2.0 s, i.e. 1.5 s from now
-    finally:
-        dlq.time.sleep = original  # type: ignore[assignment]
+    monkeypatch.setattr(engine.time, "sleep", slept.append)
+    limiter.acquire(10)  # first batch: at once
+    limiter.acquire(10)  # second: one second later
+    now[0] += 0.5
+    limiter.acquire(5)  # third: at 2.0 s, i.e. 1.5 s from now
     assert slept == [pytest.approx(1.0), pytest.approx(1.5)]
 
 
@@ -326,12 +322,12 @@ def test_native_reports_unsupported_endpoint(run_module: RunModule, world: dict[
         ({"threads": 0}, "threads must be >= 1"),
         ({"messages_per_second": 0.0}, "messages_per_second must be > 0"),
         ({"wait_time_seconds": 21}, "wait_time_seconds must be <= 20"),
-        ({"opensearch_endpoint": None}, "opensearch_endpoint is required for deduplication"),
+        ({"opensearch_endpoint": None}, "deduplication needs OpenSearch"),
         (
             {"opensearch_endpoint": None, "dedupe": False},
-            "strategy reindex needs opensearch_endpoint",
+            "strategy reindex needs OpenSearch",
         ),
-        ({"bucket": ""}, "strategy reindex needs bucket"),
+        ({"bucket": ""}, "strategy reindex needs an S3 bucket"),
     ],
 )
 def test_bad_options(

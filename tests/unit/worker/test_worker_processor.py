@@ -11,7 +11,7 @@ from worker_unit_helpers import message, s3_event
 
 from filesearch_worker.config import Settings
 from filesearch_worker.index import Indexer
-from filesearch_worker.processor import Outcome, Processor
+from filesearch_worker.processor import Processed, Processor
 from filesearch_worker.retry_store import RetryStore
 
 
@@ -43,7 +43,7 @@ def batch(*bodies: str) -> list[dict[str, Any]]:
     return [message(b, f"m{i}", f"r{i}") for i, b in enumerate(bodies)]
 
 
-def by_id(outcomes: list[Outcome]) -> dict[str, Outcome]:
+def by_id(outcomes: list[Processed]) -> dict[str, Processed]:
     return {o.message_id: o for o in outcomes}
 
 
@@ -60,7 +60,7 @@ def test_indexes_a_batch_in_one_go(build: Callable[..., Processor], s3: Any, buc
             json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": bucket}),
         )
     )
-    assert [(o.status, o.reason, o.action) for o in outcomes] == [
+    assert [(o.outcome, o.reason, o.action) for o in outcomes] == [
         ("indexed", "", "delete"),
         ("indexed", "", "delete"),
         ("indexed", "empty-file", "delete"),
@@ -85,13 +85,13 @@ def test_permanent_failures_are_classified(build: Callable[..., Processor], buck
             )
         )
     )
-    assert {k: (o.status, o.reason) for k, o in outcomes.items()} == {
+    assert {k: (o.outcome, o.reason) for k, o in outcomes.items()} == {
         "m0": ("permanent", "invalid-json"),
         "m1": ("permanent", "object-not-found"),
         "m2": ("permanent", "bucket-not-found"),
         "m3": ("permanent", "unexpected-error"),
     }
-    assert all(o.action == "dlq" for o in outcomes.values())
+    assert all(o.action == "dead_letter" for o in outcomes.values())
     assert "WORKER_TEST_RAISE_ON_KEY" in outcomes["m3"].detail
 
 
@@ -104,15 +104,15 @@ def test_opensearch_down_goes_to_the_retry_store(
     outcomes = processor.process_batch(
         batch(s3_event(bucket, "doc.txt"), s3_event(bucket, "doc2.txt"))
     )
-    assert [(o.status, o.reason, o.action) for o in outcomes] == [
-        ("retry-stored", "opensearch-unavailable", "delete"),
-        ("retry-stored", "opensearch-unavailable", "delete"),
+    assert [(o.outcome, o.reason, o.action) for o in outcomes] == [
+        ("retry_stored", "opensearch-unavailable", "delete"),
+        ("retry_stored", "opensearch-unavailable", "delete"),
     ]
     stored = [e.object_key.split("/", 2)[2] for e in processor.retry_store.iter_entries()]
     assert sorted(stored) == ["doc.txt.json", "doc2.txt.json"]
     # the removal of a document while OpenSearch is down is kept as a tombstone
     (removed,) = processor.process_batch(batch(s3_event(bucket, "doc.txt", "ObjectRemoved:Delete")))
-    assert (removed.status, removed.reason) == ("retry-stored", "circuit-open")
+    assert (removed.outcome, removed.reason) == ("retry_stored", "circuit-open")
 
 
 def test_retry_store_failure_is_transient(
@@ -121,7 +121,7 @@ def test_retry_store_failure_is_transient(
     s3.put_object(Bucket=bucket, Key="doc.txt", Body=b"text")
     processor = build(endpoint=f"http://127.0.0.1:{closed_port}", store_bucket="missing-bucket")
     (outcome,) = processor.process_batch(batch(s3_event(bucket, "doc.txt")))
-    assert (outcome.status, outcome.reason, outcome.action) == (
+    assert (outcome.outcome, outcome.reason, outcome.action) == (
         "transient",
         "retry-store-failed",
         "release",
@@ -132,11 +132,11 @@ def test_removal_and_size_cap(build: Callable[..., Processor], s3: Any, bucket: 
     s3.put_object(Bucket=bucket, Key="big.txt", Body=b"x" * 2048)
     processor = build(max_file_bytes=1024)
     (big,) = processor.process_batch(batch(s3_event(bucket, "big.txt")))
-    assert (big.status, big.reason) == ("indexed", "file-too-large")
+    assert (big.outcome, big.reason) == ("indexed", "file-too-large")
     doc = processor.indexer.get("big.txt")
     assert doc is not None and doc["metadata_only"] and doc["content"] == ""
     (removed,) = processor.process_batch(batch(s3_event(bucket, "big.txt", "ObjectRemoved:Delete")))
-    assert (removed.status, removed.reason) == ("removed", "removed")
+    assert (removed.outcome, removed.reason) == ("removed", "removed")
     assert processor.indexer.get("big.txt") is None
 
 
@@ -145,7 +145,7 @@ def test_metadata_only_mode_skips_the_download(
 ) -> None:
     processor = build(mode="metadata-only")
     (outcome,) = processor.process_batch(batch(s3_event(bucket, "never-uploaded.pdf")))
-    assert outcome.status == "indexed"
+    assert outcome.outcome == "indexed"
     doc = processor.indexer.get("never-uploaded.pdf")
     assert doc is not None and doc["extraction_method"] == "skipped"
 

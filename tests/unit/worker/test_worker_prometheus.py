@@ -58,9 +58,9 @@ def test_counters_histogram_and_gauges() -> None:
         0, in_flight=lambda: state["in_flight"], breaker_state=lambda: state["breaker"]
     )
     m.incr("MessagesSucceeded", outcome="indexed")
-    m.incr("MessagesSucceeded", outcome="retry-stored")
+    m.incr("MessagesSucceeded", outcome="retry_stored")
     m.incr("IndexRetryStored", 2)
-    m.incr("MessagesFailed", outcome="dead-lettered")
+    m.incr("MessagesFailed", outcome="dead_lettered")
     m.incr("MessagesFailed")  # DLQ send failed: released below, not dead-lettered
     m.incr("MessagesReleased", outcome="released")
     m.incr("NoSuchMetric")  # ignored, no error
@@ -76,7 +76,7 @@ def test_counters_histogram_and_gauges() -> None:
         for (name, labels), v in got.items()
         if name == "filesearch_worker_messages_total"
     }
-    assert settled == {"indexed": 1, "retry-stored": 1, "dead-lettered": 1, "released": 1}
+    assert settled == {"indexed": 1, "retry_stored": 1, "dead_lettered": 1, "released": 1}
     assert got[("filesearch_worker_processing_seconds_count", ())] == 2
     assert got[("filesearch_worker_processing_seconds_sum", ())] == pytest.approx(7.2)
     assert got[("filesearch_worker_processing_seconds_bucket", (("le", "0.25"),))] == 1

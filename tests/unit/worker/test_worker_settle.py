@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from filesearch_worker.processor import Outcome
+from filesearch_worker.outcomes import Outcome
+from filesearch_worker.processor import Processed
 from filesearch_worker.settle import ExponentialBackoff, Settler
 
 
@@ -52,11 +53,11 @@ def receive(sqs: Any, url: str, n: int) -> list[dict[str, Any]]:
     return got
 
 
-def outcome(msg: dict[str, Any], status: str, reason: str = "", detail: str = "") -> Outcome:
-    return Outcome(
+def outcome(msg: dict[str, Any], status: str, reason: str = "", detail: str = "") -> Processed:
+    return Processed(
         message_id=msg["MessageId"],
         receipt_handle=msg["ReceiptHandle"],
-        status=status,  # type: ignore[arg-type]
+        outcome=Outcome(status),
         reason=reason,
         detail=detail,
         keys=("k",),
@@ -102,7 +103,7 @@ def test_one_batch(sqs: Any, queues: tuple[str, str], order: list[str]) -> None:
     report = settler.settle(
         [
             outcome(msgs[0], "indexed"),
-            outcome(msgs[1], "retry-stored", "opensearch-unavailable"),
+            outcome(msgs[1], "retry_stored", "opensearch-unavailable"),
             outcome(msgs[2], "acknowledged", "test-event"),
             outcome(msgs[3], "permanent", "invalid-json", "body is not JSON"),
             outcome(msgs[4], "transient", "s3-unavailable"),
@@ -129,10 +130,10 @@ def test_one_batch(sqs: Any, queues: tuple[str, str], order: list[str]) -> None:
     # one outcome per settled message (the Prometheus messages_total{outcome})
     assert sorted(metrics.outcomes) == [
         "acknowledged",
-        "dead-lettered",
+        "dead_lettered",
         "indexed",
         "released",
-        "retry-stored",
+        "retry_stored",
     ]
 
 
@@ -152,7 +153,7 @@ def test_dlq_send_failure_keeps_the_message(
     assert report.deleted == [] and report.dead_lettered == []
     assert "delete" not in order or not report.deleted
     assert metrics.counts["DLQSendFailed"] == 1
-    assert metrics.outcomes == ["released"]  # counted once, not also as dead-lettered
+    assert metrics.outcomes == ["released"]  # counted once, not also as dead_lettered
     (back,) = receive(sqs, queue, 1)  # released, not lost
     assert back["Body"] == "poison"
     assert back["Attributes"]["ApproximateReceiveCount"] == "2"

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
-from types import ModuleType
-from typing import TextIO
+from typing import Any, TextIO
 
 from filesearch_worker import __version__, logs
 from filesearch_worker.config import Settings
+from filesearch_worker.dlq import STRATEGIES, RecoveryError, RecoveryOptions, recover
 from filesearch_worker.errors import TransientError
+from filesearch_worker.outcomes import Outcome
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-
-def _dlq_module() -> ModuleType | None:
-    """The DLQ recovery engine, if this build has it (imported lazily)."""
-    try:
-        return importlib.import_module("filesearch_worker.dlq")
-    except ImportError as exc:
-        if exc.name not in ("filesearch_worker.dlq",):
-            raise
-        return None
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,14 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the worker until SIGTERM/SIGINT")
     health = sub.add_parser("health", help="check SQS, S3 and OpenSearch; non-zero on failure")
     health.add_argument("-v", "--verbose", action="store_true", help="also print passing checks")
-    recover = sub.add_parser("recover-dlq", help="recover the DLQ (dedupe, reindex, archive)")
-    dlq = _dlq_module()
-    if dlq is not None:
-        dlq.add_arguments(recover)
-    else:
-        recover.add_argument("--batch-size", type=int, default=10)
-        recover.add_argument("--max-batches", type=int, default=None)
-        recover.add_argument("--dry-run", action="store_true")
+    _recover_arguments(
+        sub.add_parser("recover-dlq", help="recover the DLQ (dedupe, reindex, archive)")
+    )
     replay = sub.add_parser(
         "replay-retries", help="re-index the retry store (retry-index/) into OpenSearch"
     )
@@ -67,6 +57,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bar on stderr (auto: when stderr is a TTY)",
     )
     return parser
+
+
+def _recover_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``recover-dlq`` (the original script's, and the module's options)."""
+    parser.add_argument(
+        "--batch-size", type=int, default=10, help="messages per batch (default 10)"
+    )
+    parser.add_argument("--max-batches", type=int, default=None, help="stop after N batches")
+    parser.add_argument("--max-messages", type=int, default=None, help="stop after N messages")
+    parser.add_argument(
+        "--messages-per-second", type=float, default=None, help="rate limit (default none)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="classify and count, change nothing")
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="reindex",
+        help="what to do with recoverable messages",
+    )
+    parser.add_argument(
+        "--max-attempts", type=int, default=3, help="recoveries before a message is archived"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="default WORKER_CONCURRENCY")
+    parser.add_argument("--dlq-url", default=None, help="default SQS_DLQ_URL")
+    parser.add_argument(
+        "--source-queue-url", default=None, help="redrive target (default SQS_QUEUE_URL)"
+    )
+    parser.add_argument("--no-dedupe", action="store_true", help="skip the OpenSearch multi-get")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 class ProgressBar:
@@ -129,13 +148,67 @@ def _health(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if all(c.ok for c in results) else EXIT_FAILED
 
 
+def _on_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGTERM/SIGINT set ``stop`` (systemd stops a timer run with SIGTERM); old handlers."""
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.warning("signal %d: finishing the batches in hand, then stopping", signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
 def _recover(args: argparse.Namespace, settings: Settings) -> int:
-    dlq = _dlq_module()
-    if dlq is None:
-        print("recover-dlq: the DLQ recovery engine is not in this build", file=sys.stderr)
+    """``recover-dlq``: 0 when everything examined was settled.
+
+    1 when messages were released or deletes failed, 2 on a configuration or
+    fatal error. SIGTERM/SIGINT end the run gracefully (batches in hand settled,
+    held messages released).
+    """
+    options = RecoveryOptions(
+        strategy=args.strategy,
+        batch_size=args.batch_size,
+        max_batches=args.max_batches,
+        max_messages=args.max_messages,
+        messages_per_second=args.messages_per_second,
+        max_attempts=args.max_attempts,
+        dry_run=args.dry_run,
+        threads=args.threads or settings.concurrency,
+        dedupe=not args.no_dedupe,
+    )
+    stop = threading.Event()
+    previous = _on_signals(stop)
+    try:
+        report = recover(
+            settings,
+            options,
+            dlq_url=args.dlq_url,
+            source_queue_url=args.source_queue_url,
+            stop=stop,
+        )
+    except RecoveryError as exc:
+        log.error("recover-dlq failed: %s", exc)  # noqa: TRY400 - the error is the message
+        if exc.report is not None:
+            print(json.dumps(exc.report.to_dict()) if args.json else exc.report.summary())
+        print(f"recover-dlq: error: {exc}")
         return EXIT_USAGE
-    result: int = dlq.main(args, settings)
-    return result
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if stop.is_set():
+        log.warning("recover-dlq stopped by a signal; the rest stays in the DLQ")
+    print(json.dumps(report.to_dict()) if args.json else report.summary())
+    if not args.json:
+        for outcome, samples in report.samples.items():
+            for sample in samples:
+                print(f"  {outcome}: {sample}")
+    settled = report.counts[Outcome.RELEASED] == 0 and report.delete_failed == 0
+    return EXIT_OK if settled else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

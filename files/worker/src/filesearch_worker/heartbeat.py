@@ -16,11 +16,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import TYPE_CHECKING
 
 from filesearch_worker.config import SQS_MAX_VISIBILITY
+from filesearch_worker.sqs_batch import SqsBatch
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -52,8 +51,7 @@ class Heartbeat:
     ) -> None:
         if interval >= visibility_timeout:
             raise ValueError("heartbeat interval must be below the visibility timeout")
-        self.sqs = sqs
-        self.queue_url = queue_url
+        self.queue = SqsBatch(sqs, queue_url)
         self.visibility_timeout = visibility_timeout
         self.interval = interval
         self._clock = clock
@@ -134,39 +132,21 @@ class Heartbeat:
                     self._tracked.pop(item.receipt_handle, None)
                     continue
                 due.append((item, timeout))
-            extended = 0
-            for start in range(0, len(due), 10):
-                extended += self._extend(due[start : start + 10], now)
-            return extended
+            return self._extend(due, now)
 
-    def _extend(self, chunk: list[tuple[_Tracked, int]], now: float) -> int:
-        entries: list[Any] = [
-            {"Id": str(i), "ReceiptHandle": item.receipt_handle, "VisibilityTimeout": timeout}
-            for i, (item, timeout) in enumerate(chunk)
-        ]
-        try:
-            response = self.sqs.change_message_visibility_batch(
-                QueueUrl=self.queue_url, Entries=entries
-            )
-        except (BotoCoreError, ClientError) as exc:
-            self.failures += len(chunk)
-            log.warning("heartbeat: ChangeMessageVisibilityBatch failed: %s", exc)
-            if self._on_failure:
-                self._on_failure("batch", str(exc))
+    def _extend(self, due: list[tuple[_Tracked, int]], now: float) -> int:
+        if not due:
             return 0
-        for item, _ in chunk:
+        result = self.queue.change_visibility(due, lambda d: d[0].receipt_handle, lambda d: d[1])
+        for item, _ in result.ok:
             item.extended_at = now
-        for failed in response.get("Failed", []):
-            item = chunk[int(failed["Id"])][0]
+        for (item, _), error in result.failed:
             self.failures += 1
-            code = failed.get("Code", "")
-            log.warning(
-                "heartbeat: could not extend a message: %s %s", code, failed.get("Message", "")
-            )
+            code = error.split(":", 1)[0]
+            log.warning("heartbeat: could not extend a message: %s", error)
             if code in ("ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"):
                 self._tracked.pop(item.receipt_handle, None)
             if self._on_failure:
                 self._on_failure(item.receipt_handle, code)
-        ok = len(response.get("Successful", []))
-        self.extensions += ok
-        return ok
+        self.extensions += len(result.ok)
+        return len(result.ok)

@@ -38,8 +38,8 @@ METRIC_NAMES = (
 class Metrics(Protocol):
     """What the worker records.
 
-    ``outcome`` is given once per settled message (indexed, retry-stored,
-    dead-lettered, released, ...): CloudWatch ignores it, the Prometheus
+    ``outcome`` is given once per settled message (indexed, retry_stored,
+    dead_lettered, released, ...): CloudWatch ignores it, the Prometheus
     exporter counts it in ``filesearch_worker_messages_total{outcome}``.
     """
 

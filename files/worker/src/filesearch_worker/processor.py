@@ -1,9 +1,11 @@
-"""One received SQS batch -> one ``Outcome`` per message, without settling.
+"""One received SQS batch -> one ``Processed`` per message, without settling.
 
 parse -> download (streamed, capped) -> extract -> document -> ONE bulk index
 for the batch -> retry store for documents that could not be indexed.
-Deleting, dead-lettering and releasing are ``settle.py``'s job, so the DLQ
-recovery engine can reuse ``Processor.process_batch`` to re-index in place.
+Each message gets a verdict from :class:`~filesearch_worker.outcomes.Outcome`;
+deleting, dead-lettering and releasing are settlement's job
+(``sqs_batch.settle``), so the DLQ recovery engine reuses
+``Processor.process_batch`` to re-index in place and settles the same verdicts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -24,6 +26,7 @@ from filesearch_worker.errors import PermanentError, TransientError, WorkerError
 from filesearch_worker.events import S3ObjectEvent, parse_message
 from filesearch_worker.extract import Extraction, extract, metadata_only
 from filesearch_worker.index import document_id
+from filesearch_worker.outcomes import Action, Outcome
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -33,9 +36,6 @@ if TYPE_CHECKING:
     from filesearch_worker.retry_store import RetryStore
 
 log = logging.getLogger(__name__)
-
-Status = Literal["indexed", "removed", "acknowledged", "retry-stored", "permanent", "transient"]
-Action = Literal["delete", "dlq", "release"]
 
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -48,24 +48,15 @@ _S3_PERMANENT = {
     "InvalidBucketName": "bucket-not-found",
     "KeyTooLongError": "malformed-key",
 }
-# the worse status wins when a message carries several records
-_RANK: dict[Status, int] = {
-    "acknowledged": 0,
-    "indexed": 1,
-    "removed": 1,
-    "retry-stored": 2,
-    "permanent": 3,
-    "transient": 4,
-}
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What happened to one message; ``action`` is what settlement must do."""
+class Processed:
+    """What processing found for one message; ``action`` is what settlement must do."""
 
     message_id: str
     receipt_handle: str
-    status: Status
+    outcome: Outcome
     reason: str = ""
     detail: str = ""
     keys: tuple[str, ...] = ()
@@ -76,12 +67,8 @@ class Outcome:
 
     @property
     def action(self) -> Action:
-        """delete (outcome durable), dlq (send then delete) or release (backoff)."""
-        if self.status == "permanent":
-            return "dlq"
-        if self.status == "transient":
-            return "release"
-        return "delete"
+        """delete (outcome durable), dead_letter (send, then delete) or release (backoff)."""
+        return self.outcome.action
 
     @property
     def key(self) -> str:
@@ -94,20 +81,26 @@ class _Work:
     message: Mapping[str, Any]
     started: float
     events: list[S3ObjectEvent] = field(default_factory=list)
-    error: WorkerError | None = None
     docs: dict[str, Document] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    status: Status = "acknowledged"
+    outcome: Outcome = Outcome.ACKNOWLEDGED
     reason: str = ""
     detail: str = ""
 
-    def worsen(self, status: Status, reason: str, detail: str = "") -> None:
-        if _RANK[status] > _RANK[self.status] or (not self.reason and status == self.status):
-            self.status, self.reason, self.detail = status, reason, detail
+    def worsen(self, outcome: Outcome, reason: str, detail: str = "") -> None:
+        """The worse verdict wins when a message carries several records."""
+        if outcome.rank > self.outcome.rank or (not self.reason and outcome is self.outcome):
+            self.outcome, self.reason, self.detail = outcome, reason, detail
 
     def fail(self, exc: WorkerError) -> None:
-        status: Status = "transient" if isinstance(exc, TransientError) else "permanent"
-        self.worsen(status, exc.error_type, exc.reason)
+        transient = isinstance(exc, TransientError)
+        self.worsen(
+            Outcome.TRANSIENT if transient else Outcome.PERMANENT, exc.error_type, exc.reason
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in (Outcome.PERMANENT, Outcome.TRANSIENT)
 
 
 def receive_count(message: Mapping[str, Any]) -> int:
@@ -149,8 +142,8 @@ class Processor:
         self,
         messages: Sequence[Mapping[str, Any]],
         started: Mapping[str, float] | None = None,
-    ) -> list[Outcome]:
-        """One outcome per message, in order. Never raises for a message's failure."""
+    ) -> list[Processed]:
+        """One verdict per message, in order. Never raises for a message's failure."""
         now = time.monotonic()
         works = [_Work(m, (started or {}).get(str(m.get("MessageId")), now)) for m in messages]
         # 1. parse
@@ -162,7 +155,7 @@ class Processor:
         # 2. download + extract concurrently
         futures: list[tuple[_Work, S3ObjectEvent, Future[Document]]] = []
         for work in works:
-            if work.error or work.status == "permanent":
+            if work.outcome is Outcome.PERMANENT:
                 continue
             for event in work.events:
                 if event.kind == "created":
@@ -183,7 +176,7 @@ class Processor:
             if doc.get("extraction_error"):
                 work.notes.append(str(doc["extraction_error"]).split(":", 1)[0])
         # 3. one bulk request for the batch
-        pending = [w for w in works if w.status not in ("permanent", "transient")]
+        pending = [w for w in works if not w.failed]
         all_docs: dict[str, Document] = {}
         for work in pending:
             all_docs.update(work.docs)
@@ -194,7 +187,7 @@ class Processor:
             for doc_id, doc in work.docs.items():
                 error = results.get(doc_id, "bulk: no result for this document")
                 if error is None:
-                    work.worsen("indexed", work.notes[0] if work.notes else "")
+                    work.worsen(Outcome.INDEXED, work.notes[0] if work.notes else "")
                 else:
                     reason = error.split(":", 1)[0]
                     stored = self.pool.submit(self.retry_store.put, doc, doc_id, error)
@@ -203,15 +196,15 @@ class Processor:
                 if event.kind == "removed":
                     self._remove(work, event, stores)
                 elif event.kind == "test":
-                    work.worsen("acknowledged", "test-event")
+                    work.worsen(Outcome.ACKNOWLEDGED, "test-event")
         for work, stored, reason in stores:
             try:
                 stored.result()
             except WorkerError as exc:
                 work.fail(exc)
             else:
-                work.worsen("retry-stored", reason)
-        return [self._outcome(w) for w in works]
+                work.worsen(Outcome.RETRY_STORED, reason)
+        return [self._processed(w) for w in works]
 
     def _remove(
         self, work: _Work, event: S3ObjectEvent, stores: list[tuple[_Work, Future[str], str]]
@@ -223,15 +216,15 @@ class Processor:
             future = self.pool.submit(self.retry_store.put, doc, event.key, str(exc))
             stores.append((work, future, exc.error_type))
             return
-        work.worsen("removed", "removed")
+        work.worsen(Outcome.REMOVED, "removed")
 
-    def _outcome(self, work: _Work) -> Outcome:
+    def _processed(self, work: _Work) -> Processed:
         message = work.message
         keys = tuple(dict.fromkeys(e.key for e in work.events if e.key))
-        return Outcome(
+        return Processed(
             message_id=str(message.get("MessageId", "")),
             receipt_handle=str(message.get("ReceiptHandle", "")),
-            status=work.status,
+            outcome=work.outcome,
             reason=work.reason,
             detail=work.detail,
             keys=keys,

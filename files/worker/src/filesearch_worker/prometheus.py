@@ -81,7 +81,7 @@ class PrometheusMetrics:
         }
         self._settled = pc.Counter(
             f"{PREFIX}_messages",
-            "Settled messages by outcome (indexed, retry-stored, dead-lettered, released, ...)",
+            "Settled messages by outcome (indexed, retry_stored, dead_lettered, released, ...)",
             ["outcome"],
             registry=self.registry,
         )

@@ -227,9 +227,10 @@ class Runner:
             # release spends one of the message's receives (maxReceiveCount), and
             # with several pollers one shutdown could bounce a message into the
             # DLQ without ever working on it. _drain releases what outlasts the grace.
-            self._handle(messages, received_at)
+            self.handle_batch(messages, received_at)
 
-    def _handle(self, messages: list[Any], received_at: float) -> None:
+    def handle_batch(self, messages: list[Any], received_at: float) -> None:
+        """Process and settle one received batch (the heartbeat already tracks it)."""
         started = {str(m.get("MessageId")): received_at for m in messages}
         try:
             outcomes = self.processor.process_batch(messages, started)

@@ -1,13 +1,16 @@
-"""Settlement: the only place messages are deleted, dead-lettered or released.
+"""The worker's settlement: verdicts of one batch -> the queue, metrics and logs.
 
-Order for one batch:
-1. permanent failures are sent to the DLQ (one SendMessageBatch); only the
-   confirmed ones may be deleted, the others are released with a backoff so the
-   queue's RedrivePolicy takes over;
+The order itself lives in :func:`filesearch_worker.sqs_batch.settle` (the one
+settlement path, shared with DLQ recovery). For a worker batch:
+
+1. permanent failures are sent to the DLQ; only the confirmed ones may be
+   deleted, the others are released with a backoff so the queue's
+   RedrivePolicy takes over;
 2. the heartbeat is cancelled for every message of the batch;
-3. one DeleteMessageBatch for indexed, retry-stored and dead-lettered messages
-   (a failed delete is logged and counted as ``MessageDeleteFailed``; the
-   message reappears later and is processed again, idempotently);
+3. one delete for indexed, removed, acknowledged, retry-stored and
+   dead-lettered messages (a failed delete is logged and counted as
+   ``MessageDeleteFailed``; the message reappears later and is processed
+   again, idempotently);
 4. transient failures are released with an exponential backoff visibility.
 """
 
@@ -22,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from filesearch_worker import logs
 from filesearch_worker.metrics import Metrics, NullMetrics
-from filesearch_worker.processor import Outcome
+from filesearch_worker.outcomes import Outcome
+from filesearch_worker.processor import Processed
+from filesearch_worker.sqs_batch import SqsBatch, settle
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -96,7 +99,7 @@ def utc_iso() -> str:
 
 
 class Settler:
-    """Applies outcomes to the queue."""
+    """Applies a batch's verdicts to the queue."""
 
     def __init__(
         self,
@@ -109,173 +112,114 @@ class Settler:
         backoff: BackoffPolicy | None = None,
         stats: Stats | None = None,
     ) -> None:
-        self.sqs = sqs
-        self.queue_url = queue_url
-        self.dlq_url = dlq_url
+        self.queue = SqsBatch(sqs, queue_url)
+        self.dlq = SqsBatch(sqs, dlq_url) if dlq_url else None
         self.heartbeat = heartbeat
         self.metrics: Metrics = metrics or NullMetrics()
         self.backoff: BackoffPolicy = backoff or ExponentialBackoff()
         self.stats = stats or Stats()
 
-    def settle(self, outcomes: Sequence[Outcome]) -> SettleReport:
+    def settle(self, batch: Sequence[Processed]) -> SettleReport:
         """Settle one batch; never raises for SQS errors (they are logged and counted)."""
         report = SettleReport()
-        deletable = [o for o in outcomes if o.action == "delete"]
-        release: list[tuple[Outcome, int, str]] = [
-            (o, self.backoff.delay(o.receive_count), "released")
-            for o in outcomes
-            if o.action == "release"
-        ]
-        confirmed: list[Outcome] = []
-        permanent = [o for o in outcomes if o.action == "dlq"]
-        if permanent:
-            sent, unsent = self._send_to_dlq(permanent)
-            confirmed.extend(sent)
-            for outcome, why in unsent:
-                report.dlq_failed.append(outcome.receipt_handle)
-                self.metrics.incr("DLQSendFailed")
-                release.append((outcome, self.backoff.delay(outcome.receive_count), why))
-        # cancel the heartbeat BEFORE any delete or release
-        if self.heartbeat is not None:
-            self.heartbeat.cancel(o.receipt_handle for o in outcomes)
-        failed_deletes = self._delete([*deletable, *confirmed])
-        for outcome in deletable:
-            self._record(outcome, outcome.status, failed_deletes, report)
-        for outcome in confirmed:
-            self._record(outcome, "dead-lettered", failed_deletes, report)
-        if release:
-            self._release(release, report)
-        return report
-
-    # -- steps ----------------------------------------------------------------
-
-    def _send_to_dlq(
-        self, outcomes: list[Outcome]
-    ) -> tuple[list[Outcome], list[tuple[Outcome, str]]]:
-        if not self.dlq_url:
-            return [], [(o, "released-no-dlq") for o in outcomes]
-        sent: list[Outcome] = []
-        unsent: list[tuple[Outcome, str]] = []
-        fifo = self.dlq_url.endswith(".fifo")
-        for start in range(0, len(outcomes), 10):
-            chunk = outcomes[start : start + 10]
-            entries: list[Any] = []
-            for i, outcome in enumerate(chunk):
-                entry: dict[str, Any] = {
-                    "Id": str(i),
-                    "MessageBody": outcome.body or "(empty)",
-                    "MessageAttributes": dlq_attributes(outcome),
-                }
-                if fifo:
-                    entry["MessageGroupId"] = "filesearch-dlq"
-                    entry["MessageDeduplicationId"] = outcome.message_id
-                entries.append(entry)
-            try:
-                response = self.sqs.send_message_batch(QueueUrl=self.dlq_url, Entries=entries)
-            except (BotoCoreError, ClientError) as exc:
-                log.error("DLQ send failed for %d message(s): %s", len(chunk), exc)  # noqa: TRY400
-                unsent.extend((o, "released-dlq-send-failed") for o in chunk)
-                continue
-            ok = {int(s["Id"]) for s in response.get("Successful", [])}
-            for i, outcome in enumerate(chunk):
-                if i in ok:
-                    sent.append(outcome)
-                else:
-                    unsent.append((outcome, "released-dlq-send-failed"))
-            for failed in response.get("Failed", []):
-                log.error("DLQ send refused: %s %s", failed.get("Code"), failed.get("Message"))
-        return sent, unsent
-
-    def _delete(self, outcomes: list[Outcome]) -> set[str]:
-        """DeleteMessageBatch; returns receipt handles whose delete failed."""
-        failed: set[str] = set()
-        for start in range(0, len(outcomes), 10):
-            chunk = outcomes[start : start + 10]
-            entries: list[Any] = [
-                {"Id": str(i), "ReceiptHandle": o.receipt_handle} for i, o in enumerate(chunk)
-            ]
-            try:
-                response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            except (BotoCoreError, ClientError) as exc:
-                log.error("FAILED to delete %d message(s): %s", len(chunk), exc)  # noqa: TRY400
-                failed.update(o.receipt_handle for o in chunk)
-                continue
-            for entry in response.get("Failed", []):
-                outcome = chunk[int(entry["Id"])]
-                log.error(
-                    "FAILED to delete message %s: %s %s",
-                    outcome.message_id,
-                    entry.get("Code"),
-                    entry.get("Message"),
-                )
-                failed.add(outcome.receipt_handle)
-        return failed
-
-    def _release(self, items: list[tuple[Outcome, int, str]], report: SettleReport) -> None:
-        for start in range(0, len(items), 10):
-            chunk = items[start : start + 10]
-            entries: list[Any] = [
-                {"Id": str(i), "ReceiptHandle": o.receipt_handle, "VisibilityTimeout": delay}
-                for i, (o, delay, _) in enumerate(chunk)
-            ]
-            failed_ids: set[int] = set()
-            try:
-                response = self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.queue_url, Entries=entries
-                )
-                failed_ids = {int(f["Id"]) for f in response.get("Failed", [])}
-            except (BotoCoreError, ClientError) as exc:
-                log.warning("release of %d message(s) failed: %s", len(chunk), exc)
-                failed_ids = set(range(len(chunk)))
-            for i, (outcome, delay, how) in enumerate(chunk):
-                report.released.append(outcome.receipt_handle)
-                self.stats.add("released")
-                self.metrics.incr("MessagesReleased", outcome="released")
-                if outcome.status == "permanent":
-                    self.metrics.incr("MessagesFailed")
-                self._log(
-                    outcome,
-                    how,
-                    visibility=delay,
-                    release_failed=i in failed_ids,
-                )
-
-    def _record(
-        self, outcome: Outcome, result: str, failed: set[str], report: SettleReport
-    ) -> None:
-        if outcome.receipt_handle in failed:
-            report.delete_failed.append(outcome.receipt_handle)
+        permanent = [p for p in batch if p.action == "dead_letter"]
+        send = permanent if self.dlq is not None else []
+        # why a message is released, for the log ("" for a transient failure)
+        why: dict[int, str] = {id(p): "" for p in batch if p.action == "release"}
+        if self.dlq is None:
+            why.update((id(p), "no-dlq") for p in permanent)
+        delays = {id(p): self.backoff.delay(p.receive_count) for p in batch}
+        heartbeat = self.heartbeat
+        done = settle(
+            self.queue,
+            _handle,
+            durable=[p for p in batch if p.action == "delete"],
+            send_to=self.dlq,
+            send=send,
+            entry=self._dlq_entry,
+            release=[p for p in batch if id(p) in why],
+            release_visibility=lambda p: delays[id(p)],
+            # cancel the heartbeat BEFORE any delete or release
+            before_delete=(lambda: heartbeat.cancel(p.receipt_handle for p in batch))
+            if heartbeat is not None
+            else None,
+        )
+        for processed, error in done.send_failed:
+            log.error("DLQ send failed for message %s: %s", processed.message_id, error)
+            report.dlq_failed.append(processed.receipt_handle)
+            self.metrics.incr("DLQSendFailed")
+            why[id(processed)] = "dlq-send-failed"
+        sent = {id(p) for p in done.sent}
+        for processed in done.deleted:
+            self._record(
+                processed, Outcome.DEAD_LETTERED if id(processed) in sent else None, report
+            )
+        for processed, error in done.delete_failed:
+            log.error("FAILED to delete message %s: %s", processed.message_id, error)
+            report.delete_failed.append(processed.receipt_handle)
             self.stats.add("delete_failed")
             self.metrics.incr("MessageDeleteFailed")
-            self._log(outcome, result, level=logging.ERROR, delete_failed=True)
-            return
-        if result == "dead-lettered":
-            report.dead_lettered.append(outcome.receipt_handle)
+            result = Outcome.DEAD_LETTERED if id(processed) in sent else processed.outcome
+            self._log(processed, result, level=logging.ERROR, delete_failed=True)
+        release_failed = {id(p) for p, _ in done.release_failed}
+        if done.release_failed:
+            log.warning("release of %d message(s) failed", len(done.release_failed))
+        for processed in done.released:
+            report.released.append(processed.receipt_handle)
+            self.stats.add(Outcome.RELEASED)
+            self.metrics.incr("MessagesReleased", outcome=Outcome.RELEASED)
+            if processed.outcome is Outcome.PERMANENT:
+                self.metrics.incr("MessagesFailed")
+            self._log(
+                processed,
+                Outcome.RELEASED,
+                release=why[id(processed)] or None,
+                visibility=delays[id(processed)],
+                release_failed=id(processed) in release_failed,
+            )
+        return report
+
+    def _dlq_entry(self, processed: Processed) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "MessageBody": processed.body or "(empty)",
+            "MessageAttributes": dlq_attributes(processed),
+        }
+        if self.dlq is not None and self.dlq.queue_url.endswith(".fifo"):
+            entry["MessageGroupId"] = "filesearch-dlq"
+            entry["MessageDeduplicationId"] = processed.message_id
+        return entry
+
+    def _record(self, processed: Processed, dead: Outcome | None, report: SettleReport) -> None:
+        result = dead or processed.outcome
+        if dead is not None:
+            report.dead_lettered.append(processed.receipt_handle)
             self.metrics.incr("MessagesFailed", outcome=result)
-            if outcome.reason == "unexpected-error":
+            if processed.reason == "unexpected-error":
                 self.metrics.incr("CriticalError")
         else:
-            report.deleted.append(outcome.receipt_handle)
+            report.deleted.append(processed.receipt_handle)
             self.metrics.incr("MessagesSucceeded", outcome=result)
-            if result == "retry-stored":
-                self.metrics.incr("IndexRetryStored", max(1, len(outcome.keys)))
+            if result is Outcome.RETRY_STORED:
+                self.metrics.incr("IndexRetryStored", max(1, len(processed.keys)))
         self.stats.add(result)
-        self.metrics.observe("ProcessingSeconds", outcome.seconds)
-        self._log(outcome, result)
+        self.metrics.observe("ProcessingSeconds", processed.seconds)
+        self._log(processed, result)
 
-    def _log(self, outcome: Outcome, result: str, level: int = logging.INFO, **extra: Any) -> None:
+    def _log(
+        self, processed: Processed, result: str, level: int = logging.INFO, **extra: Any
+    ) -> None:
         logs.event(
             log,
             "settled",
             level=level,
-            message_id=outcome.message_id,
-            key=outcome.key,
-            keys=list(outcome.keys) if len(outcome.keys) > 1 else None,
-            outcome=result,
-            reason=outcome.reason,
-            detail=outcome.detail[:500] if outcome.detail else None,
-            seconds=outcome.seconds,
-            receive_count=outcome.receive_count,
+            message_id=processed.message_id,
+            key=processed.key,
+            keys=list(processed.keys) if len(processed.keys) > 1 else None,
+            outcome=str(result),
+            reason=processed.reason,
+            detail=processed.detail[:500] if processed.detail else None,
+            seconds=processed.seconds,
+            receive_count=processed.receive_count,
             **extra,
         )
 
@@ -284,25 +228,19 @@ class Settler:
         handles = list(receipt_handles)
         if self.heartbeat is not None:
             self.heartbeat.cancel(handles)
-        released = 0
-        for start in range(0, len(handles), 10):
-            chunk = handles[start : start + 10]
-            entries: list[Any] = [
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": visibility}
-                for i, h in enumerate(chunk)
-            ]
-            try:
-                response = self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.queue_url, Entries=entries
-                )
-            except (BotoCoreError, ClientError) as exc:
-                log.warning("release of %d message(s) failed: %s", len(chunk), exc)
-                continue
-            released += len(response.get("Successful", []))
-        return released
+        result = self.queue.change_visibility(handles, str, visibility)
+        if result.failed:
+            log.warning(
+                "release of %d message(s) failed: %s", len(result.failed), result.failed[0][1]
+            )
+        return len(result.ok)
 
 
-def dlq_attributes(outcome: Outcome) -> dict[str, Any]:
+def _handle(processed: Processed) -> str:
+    return processed.receipt_handle
+
+
+def dlq_attributes(outcome: Processed) -> dict[str, Any]:
     """The DLQ message attributes: why, which message, when, how many receives."""
 
     def s(value: str) -> dict[str, str]:
