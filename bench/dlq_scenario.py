@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote_plus
+
+from filesearch_worker.events import s3_event_body
 
 SEED_TOTAL = 8158
 
@@ -42,18 +43,8 @@ class Scenario:
 
 
 def s3_event(bucket: str, key: str) -> str:
-    """An S3 ObjectCreated notification body for one object (key URL-encoded as S3 does)."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventName": "ObjectCreated:Put",
-        "eventTime": "2025-12-15T01:00:00.000Z",
-        "s3": {
-            "bucket": {"name": bucket},
-            "object": {"key": quote_plus(key), "size": 32},
-        },
-    }
-    return json.dumps({"Records": [record]})
+    """An S3 ObjectCreated notification body for one object (``events.s3_event_body``)."""
+    return s3_event_body(bucket, key, size=32, event_time="2025-12-15T01:00:00.000Z")
 
 
 def build(

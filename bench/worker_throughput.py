@@ -44,11 +44,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus, unquote_plus
+from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config
 from opensearchpy import OpenSearch
+
+from filesearch_worker.events import s3_event_body
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / ".venv" / "bin" / "filesearch-worker"
@@ -145,18 +147,8 @@ class Stack:
 
 
 def event(bucket: str, key: str) -> str:
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventSource": "aws:s3",
-                    "eventName": "ObjectCreated:Put",
-                    "eventTime": "2026-01-01T00:00:00.000Z",
-                    "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key)}},
-                }
-            ]
-        }
-    )
+    """One S3 event body (``events.s3_event_body``, no size as before)."""
+    return s3_event_body(bucket, key, size=None, event_time="2026-01-01T00:00:00.000Z")
 
 
 # -- (a) the seed's loop ---------------------------------------------------------

@@ -217,13 +217,12 @@ removed:
 """
 
 import contextlib
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote_plus, urlparse
+from urllib.parse import urlparse
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.filesearch_aws import (
@@ -239,6 +238,7 @@ from ansible.module_utils.filesearch_aws import (
 
 with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
     from filesearch_worker.errors import TransientError
+    from filesearch_worker.events import s3_event_body
     from filesearch_worker.index import Indexer
 
 RETRY_PREFIX = "retry-index/"
@@ -304,23 +304,6 @@ def synthetic_text(key: str, size: int) -> bytes:
     return (head + " ".join(words))[:size].encode("ascii")
 
 
-def s3_event(bucket: str, key: str, size: int, region: str) -> str:
-    """The S3 event notification the bucket would send for ``key`` (key URL-encoded)."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": region,
-        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": quote_plus(key, safe="/"), "size": size},
-        },
-    }
-    return json.dumps({"Records": [record]})
-
-
 def queue_url(sqs: Any, queue: str) -> str:
     """A queue URL from a name or URL."""
     if urlparse(queue).scheme in ("http", "https"):
@@ -346,7 +329,7 @@ def send_events(sqs: Any, url: str, bucket: str, keys: list[str], size: int, reg
     for start in range(0, len(keys), 10):
         chunk = keys[start : start + 10]
         entries = [
-            {"Id": str(i), "MessageBody": s3_event(bucket, key, size, region)}
+            {"Id": str(i), "MessageBody": s3_event_body(bucket, key, size=size, region=region)}
             for i, key in enumerate(chunk)
         ]
         response = sqs.send_message_batch(QueueUrl=url, Entries=entries)

@@ -21,11 +21,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 from botocore.config import Config
 from opensearchpy import OpenSearch
+
+from filesearch_worker.events import s3_event_body
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +50,6 @@ def _stack() -> dict[str, Any]:
     if not path.is_file():
         raise SystemExit(f"{path} not found: start the local stack first (make sandbox-up)")
     return dict(json.loads(path.read_text()))
-
-
-def _event(bucket: str, key: str, size: int) -> str:
-    """An S3 ObjectCreated notification as S3 sends it (key URL-encoded)."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "ap-northeast-1",
-        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket},
-            "object": {"key": quote_plus(key, safe="/"), "size": size},
-        },
-    }
-    return json.dumps({"Records": [record]}, ensure_ascii=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         body = text.encode()
         s3.put_object(Bucket=stack["bucket"], Key=key, Body=body)
         sqs.send_message(
-            QueueUrl=stack["queue_url"], MessageBody=_event(stack["bucket"], key, len(body))
+            QueueUrl=stack["queue_url"],
+            MessageBody=s3_event_body(stack["bucket"], key, size=len(body), region=stack["region"]),
         )
         keys.append(key)
         log.info("  uploaded s3://%s/%s and sent its event", stack["bucket"], key)

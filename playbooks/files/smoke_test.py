@@ -34,7 +34,6 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 from botocore.config import Config
@@ -47,34 +46,28 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
 DELETED_OUTCOMES = ("indexed",)
 
 
+_NO_WORKER = (
+    "the worker package is not installed on the control node "
+    "(pip install -e files/worker, as `make venv` does)"
+)
+
+
 class SmokeError(Exception):
     """A check that did not pass, with what was seen."""
 
 
-def _event(bucket: str, key: str, size: int, region: str) -> str:
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": region,
-        "eventTime": now,
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "smoke-test",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": quote_plus(key, safe="/"), "size": size},
-        },
-    }
-    return json.dumps({"Records": [record]}, ensure_ascii=False)
-
-
 def send(args: argparse.Namespace) -> dict[str, Any]:
-    """One S3 event per key; returns key -> message id."""
+    """One S3 event per key (``events.s3_event_body``); returns key -> message id."""
+    try:
+        from filesearch_worker.events import s3_event_body
+    except ImportError as exc:
+        raise SmokeError(_NO_WORKER) from exc
     sqs = boto3.session.Session(region_name=args.region).client("sqs", config=_CONFIG)
     sent: dict[str, str] = {}
     for key in args.keys:
-        body = _event(args.bucket, key, args.size, args.region)
+        body = s3_event_body(
+            args.bucket, key, size=args.size, region=args.region, configuration_id="smoke-test"
+        )
         sent[key] = sqs.send_message(QueueUrl=args.queue_url, MessageBody=body)["MessageId"]
     return {"sent": len(sent), "message_ids": sent}
 
@@ -83,10 +76,7 @@ def _indexer(args: argparse.Namespace) -> Any:
     try:
         from filesearch_worker.index import Indexer
     except ImportError as exc:
-        raise SmokeError(
-            "the worker package is not installed on the control node "
-            "(pip install -e files/worker, as `make venv` does)"
-        ) from exc
+        raise SmokeError(_NO_WORKER) from exc
     auth = args.auth
     if auth == "auto":
         auth = "sigv4" if ".amazonaws.com" in args.endpoint else "none"

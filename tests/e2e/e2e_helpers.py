@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -11,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 from playbook_process import ansible_playbook
+
+from filesearch_worker.events import s3_event_body
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +70,6 @@ def run_playbook(
             run.recap[match["host"]] = {k: int(match[k]) for k in ("ok", "changed", "failed")}
     log.info("%s: rc=%d in %.1fs, recap %s", name, run.rc, run.seconds, run.recap)
     return run
-
-
-def s3_event_body(bucket: str, key: str) -> str:
-    """An S3 ObjectCreated notification as S3 sends it (key URL-encoded, spaces as +)."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "ap-northeast-1",
-        "eventTime": "2026-01-01T00:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket},
-            "object": {"key": quote_plus(key, safe="/"), "size": 0},
-        },
-    }
-    return json.dumps({"Records": [record]})
 
 
 class Feeder:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
+
+from filesearch_worker import events
 
 REPO = Path(__file__).resolve().parents[3]
 WORKER = REPO / ".venv" / "bin" / "filesearch-worker"
@@ -27,25 +27,8 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: f
 
 
 def s3_event_body(bucket: str, key: str, name: str = "ObjectCreated:Put") -> str:
-    """An S3 event notification as S3 sends it (key URL-encoded, spaces as +)."""
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventVersion": "2.1",
-                    "eventSource": "aws:s3",
-                    "awsRegion": "ap-northeast-1",
-                    "eventTime": "2026-01-01T00:00:00.000Z",
-                    "eventName": name,
-                    "s3": {
-                        "s3SchemaVersion": "1.0",
-                        "bucket": {"name": bucket},
-                        "object": {"key": quote_plus(key, safe="/"), "size": 0},
-                    },
-                }
-            ]
-        }
-    )
+    """``events.s3_event_body`` with a fixed event time (key URL-encoded, spaces as +)."""
+    return events.s3_event_body(bucket, key, event_name=name, event_time="2026-01-01T00:00:00.000Z")
 
 
 def send(sqs: Any, queue_url: str, body: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from filesearch_worker.events import parse_message
+from filesearch_worker.events import parse_message, s3_event_body
 
 from .conftest import AnsibleFailJson, RunModule, load_module
 
@@ -51,14 +51,6 @@ def setup(aws: None) -> dict[str, Any]:
     }
 
 
-def test_event_is_what_the_worker_parses() -> None:
-    key = "stress-test/r1/file-00007.txt"
-    events = parse_message(MOD.s3_event("bucket-1", key, 2048, "ap-northeast-1"))
-    assert [(e.bucket, e.key, e.kind, e.size) for e in events] == [
-        ("bucket-1", key, "created", 2048)
-    ]
-
-
 def test_synthetic_file_has_the_size_and_names_its_key() -> None:
     body = MOD.synthetic_text("stress-test/r1/file-00001.txt", 300)
     assert len(body) == 300
@@ -90,7 +82,9 @@ def test_run_counts_indexed_retry_stored_and_unaccounted(
         bodies += [m["Body"] for m in got["Messages"]]
         for m in got["Messages"]:
             setup["sqs"].delete_message(QueueUrl=setup["queue"], ReceiptHandle=m["ReceiptHandle"])
-    assert sorted(e.key for body in bodies for e in parse_message(body)) == keys
+    events = [e for body in bodies for e in parse_message(body)]
+    assert sorted(e.key for e in events) == keys
+    assert {(e.bucket, e.kind, e.size) for e in events} == {("bucket-b", "created", 64)}
 
 
 def test_cleanup_removes_only_the_runs_things(
@@ -102,8 +96,8 @@ def test_cleanup_removes_only_the_runs_things(
         s3.put_object(Bucket="bucket-b", Key=key, Body=b"x")
     s3.put_object(Bucket="bucket-b", Key=f"retry-index/2026-11-22/{keys[0]}.json", Body=b"{}")
     s3.put_object(Bucket="bucket-b", Key="retry-index/2026-11-22/other/keep.txt.json", Body=b"{}")
-    sqs.send_message(QueueUrl=setup["dlq"], MessageBody=MOD.s3_event("bucket-b", keys[1], 1, "r"))
-    sqs.send_message(QueueUrl=setup["dlq"], MessageBody=MOD.s3_event("bucket-b", "other/x", 1, "r"))
+    sqs.send_message(QueueUrl=setup["dlq"], MessageBody=s3_event_body("bucket-b", keys[1]))
+    sqs.send_message(QueueUrl=setup["dlq"], MessageBody=s3_event_body("bucket-b", "other/x"))
     fake = FakeIndexer([keys[0], keys[2], "other/keep.txt"])
     monkeypatch.setattr(MOD, "make_indexer", lambda _p: fake)
     result = run_module(MOD, {**BASE, "state": "cleanup", "dlq": "q-dlq", "scan_batches": 5})

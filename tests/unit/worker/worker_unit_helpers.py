@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import quote_plus
+
+from filesearch_worker import events
 
 
 def s3_event(bucket: str, key: str, name: str = "ObjectCreated:Put", size: int = 1) -> str:
-    """An S3 event notification body for one object, key encoded as S3 does."""
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventVersion": "2.1",
-                    "eventSource": "aws:s3",
-                    "eventName": name,
-                    "eventTime": "2026-01-01T00:00:00.000Z",
-                    "s3": {
-                        "bucket": {"name": bucket},
-                        "object": {"key": quote_plus(key, safe="/"), "size": size},
-                    },
-                }
-            ]
-        }
+    """``events.s3_event_body`` with a fixed event time, key encoded as S3 does."""
+    return events.s3_event_body(
+        bucket, key, size=size, event_name=name, event_time="2026-01-01T00:00:00.000Z"
     )
 
 
