@@ -46,7 +46,10 @@ options:
     type: str
     default: file-index
   opensearch_auth:
-    description: C(auto) is C(sigv4) for C(*.amazonaws.com) endpoints and C(none) otherwise.
+    description:
+      - C(auto) is C(sigv4) for an Amazon OpenSearch Service domain (hostname C(*.es.amazonaws.com),
+        C(*.es.amazonaws.com.cn) or C(*.aos.<region>.on.aws)), C(basic) when O(opensearch_username)
+        is given, C(none) otherwise.
     type: str
     choices: [auto, sigv4, basic, none]
     default: auto
@@ -149,7 +152,7 @@ from ansible.module_utils.filesearch_aws import (
 )
 
 with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
-    from filesearch_worker.config import Settings
+    from filesearch_worker.config import resolve_opensearch_auth
     from filesearch_worker.errors import TransientError
     from filesearch_worker.index import Indexer
     from filesearch_worker.retry_store import RetryStore, validate_date
@@ -196,16 +199,14 @@ def main() -> None:
 
     s3 = aws_client(module, "s3")
     region = p["region"] or getattr(s3.meta, "region_name", None) or "us-east-1"
-    settings = Settings(
-        opensearch_endpoint=p["opensearch_endpoint"],
-        opensearch_index=p["opensearch_index"],
-        opensearch_auth=p["opensearch_auth"],
-        region=region,
-    )
     indexer = Indexer.for_endpoint(
         p["opensearch_endpoint"],
         p["opensearch_index"],
-        auth=settings.effective_auth(),
+        auth=resolve_opensearch_auth(
+            p["opensearch_auth"],
+            p["opensearch_endpoint"],
+            username=p["opensearch_username"] or "",
+        ),
         region=region,
         username=p["opensearch_username"] or "",
         password=p["opensearch_password"] or "",

@@ -74,7 +74,10 @@ options:
     type: str
     required: true
   opensearch_auth:
-    description: C(auto) (SigV4 for C(*.amazonaws.com), none otherwise), C(sigv4) or C(none).
+    description:
+      - C(auto) is C(sigv4) for an Amazon OpenSearch Service domain (hostname C(*.es.amazonaws.com),
+        C(*.es.amazonaws.com.cn) or C(*.aos.<region>.on.aws)) and C(none) otherwise; or C(sigv4),
+        C(none).
     type: str
     choices: [auto, sigv4, none]
     default: auto
@@ -237,6 +240,7 @@ from ansible.module_utils.filesearch_aws import (
 )
 
 with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
+    from filesearch_worker.config import resolve_opensearch_auth
     from filesearch_worker.errors import TransientError
     from filesearch_worker.events import s3_event_body
     from filesearch_worker.index import Indexer
@@ -423,14 +427,10 @@ def table(result: dict[str, Any], count: int, size: int) -> list[str]:
 
 def make_indexer(p: dict[str, Any]) -> Any:
     """The workers' OpenSearch client, for one index."""
-    auth = p["opensearch_auth"]
-    if auth == "auto":
-        host = urlparse(p["opensearch_endpoint"]).hostname or ""
-        auth = "sigv4" if host.endswith(".amazonaws.com") else "none"
     return Indexer.for_endpoint(
         p["opensearch_endpoint"],
         p["opensearch_index"],
-        auth=auth,
+        auth=resolve_opensearch_auth(p["opensearch_auth"], p["opensearch_endpoint"]),
         region=p.get("region") or "ap-northeast-1",
         timeout=30.0,
         failure_threshold=1000,

@@ -74,12 +74,11 @@ def send(args: argparse.Namespace) -> dict[str, Any]:
 
 def _indexer(args: argparse.Namespace) -> Any:
     try:
+        from filesearch_worker.config import resolve_opensearch_auth
         from filesearch_worker.index import Indexer
     except ImportError as exc:
         raise SmokeError(_NO_WORKER) from exc
-    auth = args.auth
-    if auth == "auto":
-        auth = "sigv4" if ".amazonaws.com" in args.endpoint else "none"
+    auth = resolve_opensearch_auth(args.auth, args.endpoint)
     return Indexer.for_endpoint(args.endpoint, args.index, auth=auth, region=args.region)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from filesearch_worker.config import Settings
+from filesearch_worker.config import Settings, is_aws_opensearch_endpoint, resolve_opensearch_auth
 
 
 def test_defaults_follow_the_seed_fixes() -> None:
@@ -117,3 +117,64 @@ def test_heartbeat_interval_stays_below_the_timeout() -> None:
 )
 def test_auto_auth(endpoint: str, auth: str) -> None:
     assert Settings.from_env({"OPENSEARCH_ENDPOINT": endpoint}).effective_auth() == auth
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "aws"),
+    [
+        ("https://search-cis-abc123.ap-northeast-1.es.amazonaws.com", True),
+        ("https://vpc-cis-abc123.ap-northeast-1.es.amazonaws.com:443/", True),
+        ("https://SEARCH-CIS-ABC123.AP-NORTHEAST-1.ES.AMAZONAWS.COM", True),
+        ("https://search-cis-abc123.ap-northeast-1.es.amazonaws.com.", True),
+        ("https://user:pw@search-cis-abc123.eu-west-1.es.amazonaws.com/_dashboards", True),
+        ("https://search-cis-abc123.cn-north-1.es.amazonaws.com.cn", True),
+        ("https://search-cis-abc123.aos.us-east-1.on.aws", True),
+        ("search-cis-abc123.ap-northeast-1.es.amazonaws.com:443", True),
+        # look-alikes: only the hostname's suffix counts
+        ("https://es.amazonaws.com.evil.example", False),
+        ("https://search-x.es.amazonaws.com.evil.example/", False),
+        ("https://evil.example/search-x.es.amazonaws.com", False),
+        ("https://evil.example/?next=https://x.es.amazonaws.com", False),
+        ("https://evil.example#.es.amazonaws.com", False),
+        ("https://x.es.amazonaws.com@evil.example", False),
+        ("https://evil-es.amazonaws.com", False),
+        ("https://es.amazonaws.com", False),
+        # other AWS hosts: not an OpenSearch Service domain
+        ("https://sqs.ap-northeast-1.amazonaws.com", False),
+        ("https://abc.us-east-1.aoss.amazonaws.com", False),  # Serverless signs as "aoss"
+        ("https://x.aos.us-east-1.on.aws.evil.example", False),
+        ("http://127.0.0.1:9200", False),
+        ("http://localhost:9200", False),
+        ("", False),
+        ("http://[::1", False),
+    ],
+)
+def test_aws_opensearch_endpoint_is_decided_by_the_hostname(endpoint: str, aws: bool) -> None:
+    assert is_aws_opensearch_endpoint(endpoint) is aws
+    assert resolve_opensearch_auth("auto", endpoint) == ("sigv4" if aws else "none")
+
+
+@pytest.mark.parametrize(
+    ("auth", "endpoint", "username", "expected"),
+    [
+        ("auto", "https://search-x.ap-northeast-1.es.amazonaws.com", "", "sigv4"),
+        ("auto", "https://search-x.ap-northeast-1.es.amazonaws.com", "admin", "sigv4"),
+        ("auto", "https://opensearch.internal:9200", "admin", "basic"),
+        ("auto", "https://opensearch.internal:9200", "", "none"),
+        ("AUTO", "https://es.amazonaws.com.evil.example", "", "none"),
+        ("none", "https://search-x.ap-northeast-1.es.amazonaws.com", "", "none"),
+        ("sigv4", "http://127.0.0.1:9200", "", "sigv4"),
+        ("basic", "https://search-x.ap-northeast-1.es.amazonaws.com", "admin", "basic"),
+    ],
+)
+def test_resolve_opensearch_auth(auth: str, endpoint: str, username: str, expected: str) -> None:
+    assert resolve_opensearch_auth(auth, endpoint, username=username) == expected
+
+
+def test_auto_auth_is_basic_with_a_user_name() -> None:
+    env = {
+        "OPENSEARCH_ENDPOINT": "https://opensearch.internal:9200",
+        "OPENSEARCH_USERNAME": "admin",
+        "OPENSEARCH_PASSWORD": "secret",
+    }
+    assert Settings.from_env(env).effective_auth() == "basic"

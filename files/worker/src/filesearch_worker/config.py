@@ -7,6 +7,7 @@ the variable when one is wrong. docs/worker.md documents every variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
@@ -17,6 +18,11 @@ T = TypeVar("T")
 SQS_MAX_VISIBILITY = 43_200  # 12 h, SQS's cap on a message's total visibility
 SQS_MAX_WAIT = 20
 OPENSEARCH_AUTH_MODES = ("auto", "sigv4", "basic", "none")
+#: Hostname suffixes of Amazon OpenSearch Service domain endpoints (public and VPC,
+#: the aws and aws-cn partitions): ``search-<domain>-<id>.<region>.es.amazonaws.com``.
+AWS_OPENSEARCH_SUFFIXES = (".es.amazonaws.com", ".es.amazonaws.com.cn")
+#: Their dual-stack form: ``search-<domain>-<id>.aos.<region>.on.aws``.
+_AWS_OPENSEARCH_DUALSTACK = re.compile(r"\.aos\.[a-z0-9-]+\.on\.aws$")
 METRICS_MODES = ("cloudwatch", "off")
 WORKER_MODES = ("full", "metadata-only")
 
@@ -73,6 +79,44 @@ def _url(name: str, raw: str) -> str:
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"{name} must be an http(s) URL, got {raw!r}")
     return value
+
+
+def endpoint_hostname(endpoint: str) -> str:
+    """The lower-case hostname of an endpoint URL (or bare ``host[:port]``); "" if none."""
+    value = endpoint.strip()
+    if "://" not in value:
+        value = "//" + value
+    try:
+        host = urlparse(value).hostname or ""
+    except ValueError:
+        return ""
+    return host.rstrip(".")
+
+
+def is_aws_opensearch_endpoint(endpoint: str) -> bool:
+    """True when the endpoint's hostname is an Amazon OpenSearch Service domain's.
+
+    Only the hostname counts (never the path or a look-alike such as
+    ``es.amazonaws.com.example``); OpenSearch Serverless (``*.aoss.amazonaws.com``)
+    signs as another service and is not matched.
+    """
+    host = endpoint_hostname(endpoint)
+    return host.endswith(AWS_OPENSEARCH_SUFFIXES) or bool(_AWS_OPENSEARCH_DUALSTACK.search(host))
+
+
+def resolve_opensearch_auth(auth: str, endpoint: str, *, username: str = "") -> str:
+    """The OpenSearch authentication to use; the one ``auto`` rule of every caller.
+
+    An explicit ``sigv4``, ``basic`` or ``none`` is kept. ``auto`` is ``sigv4``
+    for an Amazon OpenSearch Service domain (:func:`is_aws_opensearch_endpoint`),
+    else ``basic`` when a user name is given, else ``none``.
+    """
+    mode = auth.strip().lower()
+    if mode != "auto":
+        return mode
+    if is_aws_opensearch_endpoint(endpoint):
+        return "sigv4"
+    return "basic" if username else "none"
 
 
 @dataclass(frozen=True)
@@ -180,11 +224,10 @@ class Settings:
             )
 
     def effective_auth(self) -> str:
-        """``auto`` resolves to sigv4 for *.amazonaws.com endpoints, none otherwise."""
-        if self.opensearch_auth != "auto":
-            return self.opensearch_auth
-        host = urlparse(self.opensearch_endpoint).hostname or ""
-        return "sigv4" if host.endswith(".amazonaws.com") else "none"
+        """``OPENSEARCH_AUTH`` with ``auto`` resolved (:func:`resolve_opensearch_auth`)."""
+        return resolve_opensearch_auth(
+            self.opensearch_auth, self.opensearch_endpoint, username=self.opensearch_username
+        )
 
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked (for logs)."""
