@@ -141,11 +141,6 @@ def error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def is_boto_error(exc: BaseException) -> bool:
-    """True for the botocore errors fail_aws knows how to report."""
-    return HAS_BOTO3 and isinstance(exc, (BotoCoreError, ClientError))
-
-
 def fail_aws(module: AnsibleModule, exc: BaseException, msg: str, **result: Any) -> NoReturn:
     """Fail the module for an AWS error, with its error code in msg and in ``error_code``."""
     code = error_code(exc)

@@ -16,10 +16,6 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
-class CircuitOpenError(Exception):
-    """Raised (or reported) when a call is refused because the circuit is open."""
-
-
 class CircuitBreaker:
     """Consecutive-failure breaker with a cool-down and a single half-open trial."""
 

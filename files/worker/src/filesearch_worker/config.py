@@ -285,8 +285,3 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
 }
 _ENV_NAMES = {field_name: var for field_name, (var, _) in _PARSERS.items()}
 _EMPTY_OK = {"skip_opensearch"}
-
-
-def env_name(field_name: str) -> str:
-    """The environment variable behind a Settings field."""
-    return _ENV_NAMES[field_name]

@@ -15,6 +15,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from html.parser import HTMLParser
 from typing import IO, Any
 
@@ -71,19 +72,14 @@ def extension_of(name: str) -> str:
     return posixpath.splitext(posixpath.basename(name))[1].lower().lstrip(".")
 
 
-def is_supported(name: str) -> bool:
-    """Whether text is extracted for this file name."""
-    ext = extension_of(name)
-    return ext in TEXT_EXTENSIONS or ext in OFFICE_EXTENSIONS
-
-
 def extract(stream: IO[bytes], name: str, size: int, max_chars: int = 1_000_000) -> Extraction:
     """Extract text from ``stream`` (``size`` bytes) named ``name``; never raises."""
     ext = extension_of(name)
     if size == 0:
         return metadata_only("empty-file: zero-byte object", method=ext or "none")
+    handler: Callable[[IO[bytes], int], Extraction]
     if ext in TEXT_EXTENSIONS:
-        handler: Callable[[IO[bytes], int], Extraction] = lambda s, m: _text(s, ext, m)  # noqa: E731
+        handler = partial(_text, ext)
     elif ext in _OFFICE:
         handler = _OFFICE[ext]
     else:
@@ -157,7 +153,7 @@ _TAG = re.compile(r"<[^>]*>")
 _WS = re.compile(r"[ \t\r\f\v]*\n[\s]*")
 
 
-def _text(stream: IO[bytes], ext: str, max_chars: int) -> Extraction:
+def _text(ext: str, stream: IO[bytes], max_chars: int) -> Extraction:
     # 4 bytes per character at most in the encodings tried
     data = stream.read(max_chars * 4 + 4)
     text, encoding, error = decode_text(data)
@@ -194,7 +190,7 @@ def _pdf(stream: IO[bytes], max_chars: int) -> Extraction:
     if reader.is_encrypted:
         try:
             reader.decrypt("")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - pypdf raises assorted types for bad encryption
             return metadata_only(f"encrypted-pdf: {exc}", method="pdf")
 
     def pages() -> Iterator[str]:

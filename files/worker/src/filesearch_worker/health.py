@@ -67,7 +67,7 @@ def check_all(settings: Settings) -> list[Check]:
         try:
             aws.s3_client(settings, **_FAST).head_bucket(Bucket=settings.s3_bucket)
             results.append(Check("s3", True, f"bucket {settings.s3_bucket}"))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed check, reported
             results.append(Check("s3", False, f"bucket {settings.s3_bucket}: {_err(exc)}"))
     if settings.skip_opensearch:
         results.append(Check("opensearch", True, "skipped (SKIP_OPENSEARCH=true)"))
@@ -80,7 +80,7 @@ def check_all(settings: Settings) -> list[Check]:
             results.append(
                 Check("opensearch", True, f"{settings.opensearch_endpoint} version {version}")
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed check, reported
             results.append(
                 Check("opensearch", False, f"{settings.opensearch_endpoint}: {_err(exc)}")
             )

@@ -43,7 +43,7 @@ MAPPING: dict[str, Any] = {
 
 
 def document_id(key: str) -> str:
-    """The document id for an S3 key: the key itself (as in the seed)."""
+    """The document id for an S3 key: the key itself (as in the original script)."""
     return key
 
 
