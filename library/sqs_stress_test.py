@@ -39,11 +39,12 @@ options:
     required: true
   queue:
     description:
-      - Name or URL of the queue the workers consume.
+      - Name, URL or ARN of the queue the workers consume.
       - Required with O(state=run) and with O(scan_queue=true).
     type: str
   dlq:
-    description: Name or URL of its dead-letter queue, scanned for the test's messages on cleanup.
+    description:
+      - Name, URL or ARN of its dead-letter queue, scanned for the test's messages on cleanup.
     type: str
   bucket:
     description: Bucket of the uploads and of the workers' retry store (their C(S3_BUCKET)).
@@ -225,7 +226,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.filesearch_aws import (
@@ -244,6 +244,7 @@ with contextlib.suppress(ImportError):  # reported by require_filesearch_worker(
     from filesearch_worker.errors import TransientError
     from filesearch_worker.events import s3_event_body
     from filesearch_worker.index import Indexer
+    from filesearch_worker.queue_status import resolve_queue_url
 
 RETRY_PREFIX = "retry-index/"
 MAX_COUNT = 10_000
@@ -306,13 +307,6 @@ def synthetic_text(key: str, size: int) -> bytes:
         total += len(word) + 1
         i += 7
     return (head + " ".join(words))[:size].encode("ascii")
-
-
-def queue_url(sqs: Any, queue: str) -> str:
-    """A queue URL from a name or URL."""
-    if urlparse(queue).scheme in ("http", "https"):
-        return queue
-    return str(sqs.get_queue_url(QueueName=queue)["QueueUrl"])
 
 
 def upload(s3: Any, bucket: str, keys: list[str], size: int) -> None:
@@ -449,7 +443,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     sqs = aws_client(module, "sqs")
     indexer = make_indexer(p)
     region = s3.meta.region_name or "us-east-1"
-    url = queue_url(sqs, p["queue"])
+    url = resolve_queue_url(sqs, p["queue"])
     t0 = time.monotonic()
     upload(s3, p["bucket"], keys, size)
     upload_seconds = time.monotonic() - t0
@@ -563,10 +557,12 @@ def cleanup(module: AnsibleModule) -> dict[str, Any]:
     sqs = aws_client(module, "sqs") if p["dlq"] or p["scan_queue"] else None
     if sqs is not None and p["scan_queue"]:
         removed["queue_messages"] = scan_queue(
-            sqs, queue_url(sqs, p["queue"]), base, p["scan_batches"]
+            sqs, resolve_queue_url(sqs, p["queue"]), base, p["scan_batches"]
         )
     if sqs is not None and p["dlq"]:
-        removed["dlq_messages"] = scan_queue(sqs, queue_url(sqs, p["dlq"]), base, p["scan_batches"])
+        removed["dlq_messages"] = scan_queue(
+            sqs, resolve_queue_url(sqs, p["dlq"]), base, p["scan_batches"]
+        )
     removed["objects"] = delete_objects(s3, p["bucket"], objects)
     removed["retry_entries"] = delete_objects(s3, p["bucket"], entries)
     removed["documents"] = delete_documents(indexer, present)
@@ -606,6 +602,8 @@ def main() -> None:
         fail_aws(module, exc, f"Stress test {p['run_id']} ({p['state']}) failed")
     except TransientError as exc:
         module.fail_json(msg=f"Stress test {p['run_id']} ({p['state']}): OpenSearch: {exc}")
+    except ValueError as exc:  # a queue ARN that names no SQS queue
+        module.fail_json(msg=f"Stress test {p['run_id']} ({p['state']}): {exc}")
     module.exit_json(**result)
 
 

@@ -60,12 +60,19 @@ def _counts(sqs: Any, queue_url: str) -> dict[str, int]:
     }
 
 
-def _queue_url(session: boto3.session.Session, name: str) -> str:
-    if name.startswith(("https://", "http://")):
-        return name
-    sqs = session.client("sqs", config=_CONFIG)
-    url: str = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    return url
+def _queue_url(session: boto3.session.Session, queue: str) -> str:
+    """The queue's URL from a URL, name or ARN (the worker's ``resolve_queue_url``)."""
+    try:
+        from filesearch_worker.queue_status import resolve_queue_url
+    except ImportError as exc:
+        raise PurgeError(
+            "the worker package is not installed on the control node "
+            "(pip install -e files/worker, as `make venv` does); nothing was done"
+        ) from exc
+    try:
+        return resolve_queue_url(session.client("sqs", config=_CONFIG), queue)
+    except ValueError as exc:
+        raise PurgeError(f"{exc}; nothing was done") from exc
 
 
 def _record(queue_url: str, message: dict[str, Any], archived_at: str) -> dict[str, Any]:
@@ -190,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: print one JSON object; exit 0 on success, 1 on a clear error."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("phase", choices=["archive", "purge"])
-    parser.add_argument("--queue-name", required=True, help="queue name (or its URL)")
+    parser.add_argument("--queue-name", required=True, help="queue name (or its URL or ARN)")
     parser.add_argument("--region", required=True)
     parser.add_argument("--bucket", default="")
     parser.add_argument("--prefix", default="purge-archive")
