@@ -149,7 +149,9 @@ sent:
   type: int
   sample: 50
 send_failed:
-  description: Events SQS refused (counted as errors).
+  description:
+    - Events SQS refused or whose send call failed (counted as errors).
+    - When SQS accepts none, the module fails instead of waiting.
   returned: state=run
   type: int
   sample: 0
@@ -245,6 +247,7 @@ with contextlib.suppress(ImportError):  # reported by require_filesearch_worker(
     from filesearch_worker.events import s3_event_body
     from filesearch_worker.index import Indexer
     from filesearch_worker.queue_status import resolve_queue_url
+    from filesearch_worker.sqs_batch import SqsBatch
 
 RETRY_PREFIX = "retry-index/"
 MAX_COUNT = 10_000
@@ -321,18 +324,17 @@ def upload(s3: Any, bucket: str, keys: list[str], size: int) -> None:
         list(pool.map(put, keys))
 
 
-def send_events(sqs: Any, url: str, bucket: str, keys: list[str], size: int, region: str) -> int:
-    """Send one event per key (batches of 10); return how many SQS refused."""
-    refused = 0
-    for start in range(0, len(keys), 10):
-        chunk = keys[start : start + 10]
-        entries = [
-            {"Id": str(i), "MessageBody": s3_event_body(bucket, key, size=size, region=region)}
-            for i, key in enumerate(chunk)
-        ]
-        response = sqs.send_message_batch(QueueUrl=url, Entries=entries)
-        refused += len(response.get("Failed", []))
-    return refused
+def send_events(
+    sqs: Any, url: str, bucket: str, keys: list[str], size: int, region: str
+) -> list[tuple[str, str]]:
+    """Send one event per key (the engine's batch layer, 10 a call); return the refused keys.
+
+    Each refused key comes with SQS's reason (or the error of a call that failed).
+    """
+    sent = SqsBatch(sqs, url).send(
+        keys, lambda key: {"MessageBody": s3_event_body(bucket, key, size=size, region=region)}
+    )
+    return sent.failed
 
 
 def retry_day_prefixes(since: datetime, until: datetime) -> list[str]:
@@ -449,7 +451,17 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     upload_seconds = time.monotonic() - t0
     started_at = datetime.now(UTC)
     send_start = time.monotonic()
-    refused = send_events(sqs, url, p["bucket"], keys, size, region)
+    failed = send_events(sqs, url, p["bucket"], keys, size, region)
+    refused = len(failed)
+    if refused == count:
+        # nothing to wait for: fail now, as an AWS error does (the playbook cleans up)
+        module.fail_json(
+            msg=f"Stress test {p['run_id']}: SQS accepted none of the {count} events "
+            f"({failed[0][1]})",
+            run_id=p["run_id"],
+            sent=0,
+            send_failed=refused,
+        )
     deadline = time.monotonic() + timeout
     indexed, stored, last_seen = wait_processed(
         indexer, s3, p["bucket"], base, keys, started_at, deadline
@@ -479,8 +491,19 @@ def run(module: AnsibleModule) -> dict[str, Any]:
 
 
 # --- cleanup ---------------------------------------------------------------------------
-def scan_queue(sqs: Any, url: str, marker: str, batches: int) -> int:
-    """Delete the messages whose body contains ``marker``; release the others at once."""
+def _receipt(message: dict[str, Any]) -> str:
+    return str(message["ReceiptHandle"])
+
+
+def scan_queue(
+    sqs: Any, url: str, marker: str, batches: int, problems: list[str] | None = None
+) -> int:
+    """Delete the messages whose body contains ``marker``; release the others at once.
+
+    Returns how many deletes SQS confirmed; what failed is appended to ``problems``
+    (a message not deleted comes back after 30 s, for the next cleanup).
+    """
+    batch = SqsBatch(sqs, url)
     removed = 0
     for _ in range(batches):
         response = sqs.receive_message(
@@ -491,22 +514,15 @@ def scan_queue(sqs: Any, url: str, marker: str, batches: int) -> int:
             break
         ours = [m for m in messages if marker in m.get("Body", "")]
         others = [m for m in messages if marker not in m.get("Body", "")]
+        failed: list[tuple[dict[str, Any], str]] = []
         if others:
-            sqs.change_message_visibility_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(others)
-                ],
-            )
+            failed += batch.change_visibility(others, _receipt, 0).failed
         if ours:
-            sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(ours)
-                ],
-            )
-            removed += len(ours)
+            deleted = batch.delete(ours, _receipt)
+            removed += len(deleted.ok)
+            failed += deleted.failed
+        if problems is not None:
+            problems.extend(f"{m.get('MessageId', '?')}: {reason}" for m, reason in failed)
     return removed
 
 
@@ -555,13 +571,19 @@ def cleanup(module: AnsibleModule) -> dict[str, Any]:
             f"{len(present)} documents and the run's queued messages",
         }
     sqs = aws_client(module, "sqs") if p["dlq"] or p["scan_queue"] else None
+    problems: list[str] = []
     if sqs is not None and p["scan_queue"]:
         removed["queue_messages"] = scan_queue(
-            sqs, resolve_queue_url(sqs, p["queue"]), base, p["scan_batches"]
+            sqs, resolve_queue_url(sqs, p["queue"]), base, p["scan_batches"], problems
         )
     if sqs is not None and p["dlq"]:
         removed["dlq_messages"] = scan_queue(
-            sqs, resolve_queue_url(sqs, p["dlq"]), base, p["scan_batches"]
+            sqs, resolve_queue_url(sqs, p["dlq"]), base, p["scan_batches"], problems
+        )
+    if problems:
+        module.warn(
+            f"{len(problems)} message(s) not deleted or released (they come back after 30 s; "
+            f"run the cleanup again): {'; '.join(problems[:5])}"
         )
     removed["objects"] = delete_objects(s3, p["bucket"], objects)
     removed["retry_entries"] = delete_objects(s3, p["bucket"], entries)

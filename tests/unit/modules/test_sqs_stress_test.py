@@ -146,3 +146,89 @@ def test_check_mode_sends_nothing(setup: dict[str, Any], run_module: RunModule) 
     result = run_module(MOD, {**BASE, "queue": "q", "count": 3}, check_mode=True)
     assert result["changed"] is True
     assert "Contents" not in setup["s3"].list_objects_v2(Bucket="bucket-b")
+
+
+class StubSqs:
+    """Records batch calls; refuses the entries whose Id is in ``refuse`` (per call)."""
+
+    def __init__(self, refuse: set[str] | None = None, raise_on: str | None = None) -> None:
+        self.refuse = refuse or set()
+        self.raise_on = raise_on
+        self.calls: list[tuple[str, list[dict[str, Any]]]] = []
+
+    def _batch(self, name: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.calls.append((name, entries))
+        if name == self.raise_on:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, name)
+        return {
+            "Successful": [{"Id": e["Id"]} for e in entries if e["Id"] not in self.refuse],
+            "Failed": [
+                {"Id": e["Id"], "Code": "InvalidParameterValue", "Message": "refused"}
+                for e in entries
+                if e["Id"] in self.refuse
+            ],
+        }
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        return self._batch("send_message_batch", kwargs["Entries"])
+
+    def delete_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        return self._batch("delete_message_batch", kwargs["Entries"])
+
+    def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]:
+        return self._batch("change_message_visibility_batch", kwargs["Entries"])
+
+    def receive_message(self, **_kwargs: Any) -> dict[str, Any]:
+        if any(name == "receive" for name, _ in self.calls):
+            return {}
+        self.calls.append(("receive", []))
+        return {
+            "Messages": [
+                {"MessageId": f"m{i}", "ReceiptHandle": f"r{i}", "Body": body}
+                for i, body in enumerate(["run/r1/a", "other", "run/r1/b", "run/r1/c"])
+            ]
+        }
+
+
+def test_send_events_goes_through_the_batch_layer_and_returns_the_refused_keys() -> None:
+    keys = [f"stress-test/r1/file-{i:05d}.txt" for i in range(12)]
+    sqs = StubSqs(refuse={"1"})
+    failed = MOD.send_events(sqs, "url", "b", keys, 16, "ap-northeast-1")
+    assert [name for name, _ in sqs.calls] == ["send_message_batch", "send_message_batch"]
+    assert [len(entries) for _, entries in sqs.calls] == [10, 2]
+    assert [key for key, _ in failed] == [keys[1], keys[11]]
+    assert all("InvalidParameterValue" in reason for _, reason in failed)
+
+
+def test_a_failed_send_call_counts_its_events_as_refused() -> None:
+    keys = [f"k{i}" for i in range(3)]
+    failed = MOD.send_events(StubSqs(raise_on="send_message_batch"), "url", "b", keys, 16, "r")
+    assert [key for key, _ in failed] == keys
+    assert "AccessDenied" in failed[0][1]
+
+
+def test_run_fails_when_sqs_accepts_no_event(
+    setup: dict[str, Any], run_module: RunModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MOD, "make_indexer", lambda _p: FakeIndexer([]))
+    monkeypatch.setattr(
+        MOD, "send_events", lambda _sqs, _url, _b, keys, _s, _r: [(k, "AccessDenied") for k in keys]
+    )
+    with pytest.raises(AnsibleFailJson, match="accepted none of the 3 events") as failure:
+        run_module(MOD, {**BASE, "queue": "q", "count": 3, "timeout": 60, "size_bytes": 64})
+    assert (failure.value.result["sent"], failure.value.result["send_failed"]) == (0, 3)
+
+
+def test_scan_queue_counts_confirmed_deletes_and_reports_failures() -> None:
+    sqs = StubSqs(refuse={"2"})  # the third of "ours" is not deleted
+    problems: list[str] = []
+    removed = MOD.scan_queue(sqs, "url", "run/r1/", 5, problems)
+    assert removed == 2
+    calls = {name: entries for name, entries in sqs.calls if name != "receive"}
+    assert [e["ReceiptHandle"] for e in calls["delete_message_batch"]] == ["r0", "r2", "r3"]
+    assert calls["change_message_visibility_batch"] == [
+        {"ReceiptHandle": "r1", "VisibilityTimeout": 0, "Id": "0"}
+    ]
+    assert problems == ["m3: InvalidParameterValue: refused"]
