@@ -1,4 +1,4 @@
-"""The seed's DLQ: 8,158 messages, a mix of already indexed, recoverable and poison.
+"""The incident report's DLQ: 8,158 messages, a mix of already indexed, recoverable and poison.
 
 Shared by bench/dlq_recovery.py and tests/integration/modules (imported by path).
 Seeding uses send_message_batch from several threads, S3 puts and one bulk
@@ -16,7 +16,7 @@ from typing import Any
 
 from filesearch_worker.events import s3_event_body
 
-SEED_TOTAL = 8158
+SEED_TOTAL = 8158  # the messages the incident report found in the DLQ
 
 
 @dataclass

@@ -9,7 +9,7 @@
    playbook's overhead (Ansible, the independent S3 listing, the checks) is visible.
 
 No targets are set by the issue for these; the figures are for operators (how long a
-purge of the seed's 8,158 messages would take) and to notice regressions. Prints a table
+purge of the incident report's 8,158 messages would take) and to notice regressions. Prints a table
 and appends it, with the command and the machine, to docs/benchmarks.md (unless
 --no-append). Every queue, bucket and alarm it makes is removed afterwards.
 
@@ -217,7 +217,7 @@ def main() -> int:
         + "\n".join(table)
         + f"\n\n- purge_queue.yml / bare loop: {bare / purge_seconds:.2f}x the bare loop's speed"
         f" (the playbook adds Ansible start-up, an independent S3 listing of the archive and the"
-        f" queue checks); at this rate the seed's 8,158 messages take about"
+        f" queue checks); at this rate the incident report's 8,158 messages take about"
         f" {8158 / (args.messages / purge_seconds) / 60:.0f} min.\n"
     )
     print(text)

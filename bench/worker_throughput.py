@@ -2,13 +2,14 @@
 """Worker throughput and memory on the local stack, side by side in one run.
 
     .venv/bin/python bench/worker_throughput.py [--messages 1000] [--concurrency 4]
-        [--seed-messages 150] [--rounds 3] [--rss-messages 10000] [--no-append]
+        [--original-messages 150] [--rounds 3] [--rss-messages 10000] [--no-append]
 
 Small text files (about 200 bytes each), one S3 event per message. Three ways
 through the same kind of queue, each on its own freshly filled queue:
 
-  (a) seed: the seed worker's loop - receive 1 message, download, decode, index
-      ONE document, delete 1 message, sequentially (run on --seed-messages; its
+  (a) original: the original script's loop (the incident report's worker.py) -
+      receive 1 message, download, decode, index ONE document, delete 1 message,
+      sequentially (run on --original-messages, formerly --seed-messages; its
       rate is what counts);
   (b) bare: receive 10 + delete_message_batch on --concurrency threads, nothing
       else: the emulator's own ceiling for a consumer;
@@ -151,10 +152,10 @@ def event(bucket: str, key: str) -> str:
     return s3_event_body(bucket, key, size=None, event_time="2026-01-01T00:00:00.000Z")
 
 
-# -- (a) the seed's loop ---------------------------------------------------------
+# -- (a) the original script's loop -----------------------------------------------
 
 
-def seed_loop(stack: Stack, opensearch: OpenSearch, count: int, deadline: float) -> float:
+def original_loop(stack: Stack, opensearch: OpenSearch, count: int, deadline: float) -> float:
     """One message per receive, one index call per message, sequential; msg/s."""
     done = 0
     start = time.monotonic()
@@ -298,7 +299,14 @@ def machine() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000, help="per round for (b), (c), (w)")
-    parser.add_argument("--seed-messages", type=int, default=150, help="per round for (a)")
+    parser.add_argument(
+        "--original-messages",
+        "--seed-messages",  # its former name, still accepted
+        dest="original_messages",
+        type=int,
+        default=150,
+        help="per round for (a)",
+    )
     parser.add_argument("--rss-messages", type=int, default=10_000, help="0 to skip the RSS run")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--files", type=int, default=1000, help="distinct S3 objects")
@@ -309,16 +317,16 @@ def main() -> int:
     env = load_env()
     os.environ.update(env)
     opensearch = OpenSearch(hosts=[env["OPENSEARCH_ENDPOINT"]], timeout=30)
-    results: dict[str, Any] = {"bare": [], "fetch": [], "seed": [], "worker": []}
+    results: dict[str, Any] = {"bare": [], "fetch": [], "original": [], "worker": []}
     stacks: list[Stack] = []
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         work = Stack(env, "worker")
         stacks.append(work)
         work_keys = work.upload(min(args.files, args.messages))
-        seed = Stack(env, "seed")
-        stacks.append(seed)
-        seed_keys = seed.upload(min(args.files, args.seed_messages))
+        original = Stack(env, "original")
+        stacks.append(original)
+        original_keys = original.upload(min(args.files, args.original_messages))
         fetch = Stack(env, "fetch")
         stacks.append(fetch)
         fetch_keys = fetch.upload(min(args.files, args.messages))
@@ -334,8 +342,10 @@ def main() -> int:
             results["fetch"].append(
                 bare_loop(fetch, args.messages, args.concurrency, deadline, download=True)
             )
-            seed.fill(seed_keys, args.seed_messages)
-            results["seed"].append(seed_loop(seed, opensearch, args.seed_messages, deadline))
+            original.fill(original_keys, args.original_messages)
+            results["original"].append(
+                original_loop(original, opensearch, args.original_messages, deadline)
+            )
             work.fill(work_keys, args.messages)
             results["worker"].append(
                 run_worker(work, args.concurrency, args.messages, deadline)["rate"]
@@ -363,10 +373,14 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - cleanup is best effort
                 print(f"cleanup of {stack.name} failed: {exc}", file=sys.stderr)
 
-    med = {k: statistics.median(results[k]) for k in ("bare", "fetch", "seed", "worker")}
-    seed_rate = med["seed"]
+    med = {k: statistics.median(results[k]) for k in ("bare", "fetch", "original", "worker")}
+    original_rate = med["original"]
     rows = [
-        ("(a) seed loop: receive 1, index 1, delete 1, sequential", args.seed_messages, seed_rate),
+        (
+            "(a) original script's loop: receive 1, index 1, delete 1, sequential",
+            args.original_messages,
+            original_rate,
+        ),
         (
             f"(b) bare receive 10 + delete batch, {args.concurrency} threads",
             args.messages,
@@ -384,12 +398,15 @@ def main() -> int:
         ),
     ]
     lines = [
-        "| loop | messages | msg/s | x seed |",
+        "| loop | messages | msg/s | x original |",
         "| --- | ---: | ---: | ---: |",
-        *[f"| {name} | {n:,} | {rate:.0f} | {rate / seed_rate:.1f} |" for name, n, rate in rows],
+        *[
+            f"| {name} | {n:,} | {rate:.0f} | {rate / original_rate:.1f} |"
+            for name, n, rate in rows
+        ],
         "",
         f"Median of {args.rounds} alternating rounds. "
-        f"worker / seed = **{med['worker'] / seed_rate:.1f}x** (target >= 5x); "
+        f"worker / original = **{med['worker'] / original_rate:.1f}x** (target >= 5x); "
         f"worker / bare = **{med['worker'] / med['bare']:.2f}x** (target >= 0.5x); "
         f"worker / (bare + S3 GET) = **{med['worker'] / med['fetch']:.2f}x**; "
         f"documents indexed by (w): {results['worker_indexed']:,}.",

@@ -9,9 +9,9 @@ import pytest
 from filesearch_worker.config import Settings, is_aws_opensearch_endpoint, resolve_opensearch_auth
 
 
-def test_defaults_follow_the_seed_fixes() -> None:
+def test_defaults_follow_the_incident_report_fixes() -> None:
     settings = Settings.from_env({})
-    assert settings.visibility_timeout == 600  # seed Fix 4
+    assert settings.visibility_timeout == 600  # the incident report's Fix 4
     assert settings.wait_time_seconds == 20
     assert settings.cloudwatch_namespace == "CISFileSearch/Worker"
     assert settings.shutdown_grace_seconds == 60  # below the unit's TimeoutStopSec=90
