@@ -1,7 +1,9 @@
-"""`sandbox/ctl up | down | status | host-up | host-down | env`.
+"""`sandbox/ctl up | down | status | host-up | host-down | env | ssh | proxy ...`.
 
 Exit codes of ``status``: 0 every part is up, 1 some part is down, 3 nothing
 of this sandbox is running (so callers can leave things as they found them).
+The fault proxy is off by default: its line says ``down`` and counts against
+nothing unless it runs.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from .config import HOST_USER, Config
+from .faults import ConfigError, describe
 from .hosts import Host, known_hosts, prepare_hosts
 from .procs import SandboxError, port_owner
+from .proxy import Proxy, ProxyNotRunning, read_config, stats_summary
 from .resources import run_playbook, stack_data, write_outputs
 from .services import Aws, Osmem, port_in_use
 
@@ -104,6 +109,8 @@ def cmd_down(cfg: Config) -> int:
         say("nothing to stop")
         return 0
     with locked(cfg):
+        if Proxy(cfg).stop():
+            say("proxy stopped")
         for name in known_hosts(cfg):
             host = Host(cfg, name)
             stopped = host.proc.pid() is not None
@@ -139,12 +146,16 @@ def cmd_status(cfg: Config) -> int:
         rows.append(
             (f"host {name}{role}", has_pid, has_pid and host.ssh_ok(), f"ssh 127.0.0.1:{host.port}")
         )
+    proxy = Proxy(cfg)
+    proxy_pid = proxy.proc.pid() is not None
+    rows.append(("proxy", proxy_pid, proxy_pid and proxy.listening(), proxy.where()))
     any_pid = False
     all_up = True
     for label, has_pid, ok, where in rows:
         any_pid |= has_pid
         state = "up" if ok else ("unhealthy" if has_pid else "down")
-        if not ok and not label.endswith("(extra)"):
+        optional = label.endswith("(extra)") or (label == "proxy" and not has_pid)
+        if not ok and not optional:
             all_up = False
         print(f"{label:34} {state:10} {where}")
     written = cfg.stack_file.exists()
@@ -194,6 +205,41 @@ def cmd_ssh(cfg: Config, name: str, command: list[str], timeout: float) -> int:
     return done.returncode
 
 
+def cmd_proxy(cfg: Config, args: argparse.Namespace) -> int:
+    """`proxy up [--config PATH] | down | status | set PATH|- | check PATH`."""
+    proxy = Proxy(cfg)
+    if args.proxy_command == "check":
+        _, config = read_config(args.path)
+        print(f"sandbox: {args.path}: valid\n{describe(config)}")
+        return 0
+    if args.proxy_command == "set":
+        text, config = read_config(args.source)
+        try:
+            say(proxy.install(text))
+        except ProxyNotRunning as exc:
+            print(f"sandbox: ERROR: {exc}", file=sys.stderr)
+            return 1
+        print(describe(config))
+        return 0
+    if args.proxy_command == "status":
+        has_pid = proxy.proc.pid() is not None
+        ok = has_pid and proxy.listening()
+        state = "up" if ok else ("unhealthy" if has_pid else "down")
+        print(f"{'proxy':34} {state:10} {proxy.where()}")
+        if has_pid:
+            for line in stats_summary(proxy.stats()):
+                print(f"  {line}")
+            print(f"  environment: . {cfg.proxy_env_file}")
+        return 0 if ok else (1 if has_pid else 3)
+    with locked(cfg):
+        if args.proxy_command == "up":
+            say(proxy.start(args.config))
+            say(f"environment: . {cfg.env_file} && . {cfg.proxy_env_file}")
+        else:
+            say("proxy stopped" if proxy.stop() else "proxy was not running")
+    return 0
+
+
 def cmd_env(cfg: Config) -> int:
     if not cfg.env_file.exists():
         print(f"sandbox: not up ({cfg.env_file} missing); run `sandbox/ctl up`", file=sys.stderr)
@@ -220,6 +266,22 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("name")
     sh.add_argument("remote", nargs=argparse.REMAINDER, help="the command (after --)")
     sh.add_argument("--timeout", type=float, default=120)
+    px = sub.add_parser(
+        "proxy", help="the fault-and-latency proxy (off by default; docs/sandbox.md)"
+    ).add_subparsers(dest="proxy_command", required=True)
+    pu = px.add_parser("up", help="start it (idempotent); writes $SANDBOX_DIR/proxy.env")
+    pu.add_argument(
+        "--config",
+        type=Path,
+        help="the live config file to watch (default $SANDBOX_DIR/proxy/faults.json, "
+        "reset to no faults)",
+    )
+    px.add_parser("down", help="stop it (by pid)")
+    px.add_parser("status", help="state, live config and counters (exit 0 up, 1, 3 down)")
+    ps = px.add_parser("set", help="validate and install a new config (- reads stdin)")
+    ps.add_argument("source", metavar="PATH_OR_-")
+    pc = px.add_parser("check", help="only validate a config (exit 2 with the problem)")
+    pc.add_argument("path")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="sandbox: %(message)s")
@@ -239,7 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ssh(cfg, args.name, remote, args.timeout)
         if args.command == "host-up":
             return cmd_host_up(cfg, args.name, args.ssh_port)
+        if args.command == "proxy":
+            return cmd_proxy(cfg, args)
         return cmd_host_down(cfg, args.name)
     except SandboxError as exc:
         print(f"sandbox: ERROR: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"sandbox: invalid proxy config: {exc}", file=sys.stderr)
         return 2

@@ -47,6 +47,9 @@ class Config:
     cache_dir: Path
     rootfs_cache: Path
     debian_mirror: str
+    # the fault-and-latency proxy (`sandbox/ctl proxy up`): its AWS and OpenSearch sides
+    proxy_aws_port: int = 4576
+    proxy_opensearch_port: int = 9210
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -64,6 +67,8 @@ class Config:
                 env.get("SANDBOX_ROOTFS_CACHE") or "/var/cache/filesearch-ops/bookworm-root"
             ),
             debian_mirror=env.get("SANDBOX_DEBIAN_MIRROR") or "http://deb.debian.org/debian",
+            proxy_aws_port=_int(env, "SANDBOX_PROXY_AWS_PORT", 4576),
+            proxy_opensearch_port=_int(env, "SANDBOX_PROXY_OPENSEARCH_PORT", 9210),
         )
 
     # --- derived paths -------------------------------------------------
@@ -87,6 +92,15 @@ class Config:
     @property
     def stack_file(self) -> Path:
         return self.state_dir / "stack.json"
+
+    @property
+    def proxy_dir(self) -> Path:
+        """The proxy's live config (default), its stats and mitmproxy's confdir."""
+        return self.state_dir / "proxy"
+
+    @property
+    def proxy_env_file(self) -> Path:
+        return self.state_dir / "proxy.env"
 
     @property
     def aws_endpoint(self) -> str:

@@ -89,27 +89,36 @@ def find_python313() -> str | None:
     return None
 
 
-def localstack_venv(cfg: Config, python: str) -> Path:
-    """LocalStack's own venv, built once per machine in the cache dir (locked, stamped)."""
+def cached_venv(cfg: Config, python: str, name: str, pins: list[str]) -> Path:
+    """A venv with ``pins``, built once per machine in the cache dir (locked, stamped).
+
+    Its directory ``<name>-<hash>`` hashes the pins and the Python version, so a pin
+    change builds a new one; an unstamped directory is never trusted.
+    """
     version = _python_version(python)
-    key = json.dumps([LOCALSTACK_PINS, version[0] if version else python])
-    venv = cfg.cache_dir / f"localstack-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    key = json.dumps([pins, version[0] if version else python])
+    venv = cfg.cache_dir / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     stamp = venv / ".complete"
     if stamp.exists():
         return venv
     cfg.cache_dir.mkdir(parents=True, exist_ok=True)
-    with (cfg.cache_dir / ".localstack.lock").open("w") as lock:
+    with (cfg.cache_dir / f".{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists():  # another `up` built it while we waited
             return venv
-        print(f"sandbox: building LocalStack venv once in {venv} (a few minutes)", flush=True)
+        print(f"sandbox: building the {name} venv once in {venv}", flush=True)
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, *LOCALSTACK_PINS], check=True)
-        stamp.write_text(json.dumps(LOCALSTACK_PINS) + "\n")
+        subprocess.run([*pip, *pins], check=True)
+        stamp.write_text(json.dumps(pins) + "\n")
     return venv
+
+
+def localstack_venv(cfg: Config, python: str) -> Path:
+    """LocalStack's own venv, built once per machine in the cache dir (locked, stamped)."""
+    return cached_venv(cfg, python, "localstack", LOCALSTACK_PINS)
 
 
 # --- the AWS emulator ---------------------------------------------------------
