@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""DLQ recovery of the seed's 8,158 messages on the local stack, side by side in one run.
+"""DLQ recovery of the incident's 8,158 messages on the local stack, side by side in one run.
 
     .venv/bin/python bench/dlq_recovery.py [--threads 4] [--messages 8158] [--sequential 1000]
 
 Three ways through the same DLQ mix (bench/dlq_scenario.py: already indexed,
 recoverable, poison), each on a freshly seeded unique queue pair:
 
-  (a) sequential: the seed's recover_dlq.py approach, one message at a time:
+  (a) sequential: the original recover_dlq.py approach, one message at a time:
       receive 1 -> parse -> look it up (get by id) -> send back / archive -> delete 1
       (run on the first --sequential messages; its rate is what counts);
   (b) bare: receive 10 / send_message_batch / delete_message_batch on --threads
@@ -142,7 +142,7 @@ class Bench:
 
 
 def run_sequential(bench: Bench, limit: int) -> tuple[int, float]:
-    """(a) one message at a time, as the seed's recover_dlq.py: redrive / archive / dedupe."""
+    """(a) one message at a time, as the original recover_dlq.py: redrive / archive / dedupe."""
     dlq, source, bucket, index, _ = bench.fresh("seq", limit)
     indexer = bench.indexer(index)
     done = 0
@@ -244,7 +244,7 @@ def main() -> int:
     notes: list[str] = []
     try:
         n, secs = run_sequential(bench, min(args.sequential, args.messages))
-        rows.append(("(a) sequential, one message at a time (seed)", n, secs))
+        rows.append(("(a) sequential, one message at a time (original script)", n, secs))
         n, secs = run_bare(bench, args.messages)
         rows.append((f"(b) bare batched receive/send/delete, {args.threads} threads", n, secs))
         n, secs, counts = run_engine(bench, args.messages, "redrive")

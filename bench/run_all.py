@@ -56,13 +56,13 @@ BENCHMARKS = (
         "worker_throughput",
         "worker_throughput.py",
         45 * 60,
-        "worker vs seed loop vs bare SQS; RSS over 10,000 messages",
+        "worker vs the original loop vs bare SQS; RSS over 10,000 messages",
     ),
     Benchmark(
         "dlq_recovery",
         "dlq_recovery.py",
         30 * 60,
-        "the seed's 8,158-message DLQ: sequential vs bare vs engine",
+        "the incident's 8,158-message DLQ: sequential vs bare vs engine",
     ),
     Benchmark(
         "deploy_times",

@@ -68,7 +68,10 @@ options:
     type: str
     default: file-index
   opensearch_auth:
-    description: C(auto) is C(sigv4) for C(*.amazonaws.com) endpoints and C(none) otherwise.
+    description:
+      - C(auto) is C(sigv4) for an Amazon OpenSearch Service domain's hostname
+        (C(*.es.amazonaws.com), C(*.aos.<region>.on.aws)), C(basic) when a user name is
+        given, and C(none) otherwise.
     type: str
     choices: [auto, sigv4, basic, none]
     default: auto

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 import pytest
 
 from filesearch_worker.errors import TransientError
+from filesearch_worker.events import s3_event_body
 
 from .conftest import AnsibleFailJson, RunModule, load_module
 
@@ -63,12 +63,7 @@ def index(monkeypatch: pytest.MonkeyPatch) -> FakeIndexer:
 
 
 def event(key: str, name: str = "ObjectCreated:Put") -> str:
-    record = {
-        "eventSource": "aws:s3",
-        "eventName": name,
-        "s3": {"bucket": {"name": BUCKET}, "object": {"key": quote_plus(key), "size": 5}},
-    }
-    return json.dumps({"Records": [record]})
+    return s3_event_body(BUCKET, key, size=5, event_name=name)
 
 
 @pytest.fixture
