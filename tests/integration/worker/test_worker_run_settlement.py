@@ -58,10 +58,14 @@ def test_opensearch_down_uses_the_retry_store_and_replay_recovers(
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     keys = [f"reports/{i} 報告.txt" for i in range(12)]
     upload(s3, stack.bucket, keys, "本文".encode())
-    send_many(sqs, stack.queue_url, [s3_event_body(stack.bucket, k) for k in keys])
     worker = start_worker(
         stack.env, OPENSEARCH_ENDPOINT=dead, CB_FAILURE_THRESHOLD="1", CB_COOLDOWN_SECONDS="60"
     )
+    # one message first: its failed bulk request opens the breaker (threshold 1) ...
+    send_many(sqs, stack.queue_url, [s3_event_body(stack.bucket, keys[0])])
+    worker.wait_settled(1)
+    # ... so the rest are retry-stored without a request (whatever batches they come in)
+    send_many(sqs, stack.queue_url, [s3_event_body(stack.bucket, k) for k in keys[1:]])
     settled = worker.wait_settled(len(keys))
     assert {line["outcome"] for line in settled} == {"retry_stored"}
     assert {line["reason"] for line in settled} <= {"opensearch-unavailable", "circuit-open"}
