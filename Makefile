@@ -79,8 +79,8 @@ test-stack: venv ## Integration, e2e and molecule on a running sandbox (molecule
 	 echo "== integration + e2e: exit $$rc; molecule: exit $$mrc"; \
 	 [ $$rc -eq 0 ] && [ $$mrc -eq 0 ]
 
-bench: venv ## Benchmarks; figures are appended to docs/benchmarks.md
-	$(BIN)/python bench/run_all.py
+bench: venv ## Benchmarks; figures are appended to docs/benchmarks.md (BENCH_LATENCY=aws: AWS latency model)
+	$(BIN)/python bench/run_all.py $(if $(BENCH_LATENCY),--latency $(BENCH_LATENCY))
 
 clean: sandbox-down ## Remove the venv and the sandbox state
 	rm -rf $(VENV) .sandbox

@@ -112,3 +112,60 @@ def test_the_real_list_names_existing_scripts() -> None:
         "deploy_times",
     ]
     assert all(b.path.is_file() for b in mod.BENCHMARKS if b.name != "deploy_times")
+
+
+def test_latency_aws_runs_only_the_modelled_benchmarks_with_the_flag(
+    run_all: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "modelled.py").write_text(
+        "import os, pathlib, sys\n"
+        f"pathlib.Path({str(tmp_path / 'modelled.args')!r}).write_text("
+        "' '.join(sys.argv[1:]) + ' BENCH_LATENCY=' + os.environ['BENCH_LATENCY'])\n"
+    )
+    monkeypatch.setattr(
+        run_all,
+        "BENCHMARKS",
+        (
+            run_all.Benchmark("modelled", "modelled.py", 60, "has a model", aws_timeout=90),
+            run_all.Benchmark("ok", "ok.py", 60, "loopback only"),
+        ),
+    )
+    monkeypatch.setenv("BENCH_LATENCY", "aws")
+    assert run_all.main(["--no-sandbox-up", "--no-append"]) == 0
+    out = capsys.readouterr().out
+    args = (tmp_path / "modelled.args").read_text()
+    assert args == "--latency aws --no-append BENCH_LATENCY=aws"
+    assert not (tmp_path / "ok.args").exists()
+    assert "| ok | skipped | 0 | no latency model for mode aws |" in out
+    assert "(limit 90 s)" in out
+    # the flag wins over the environment; mode none runs both, the child is told so
+    assert run_all.main(["--no-sandbox-up", "--latency", "none"]) == 0
+    assert (tmp_path / "modelled.args").read_text() == " BENCH_LATENCY=none"
+    assert (tmp_path / "ok.args").read_text() == ""
+
+
+def test_list_shows_the_mode_and_its_limits(
+    run_all: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        run_all,
+        "BENCHMARKS",
+        (
+            run_all.Benchmark("modelled", "ok.py", 60, "has a model", aws_timeout=90),
+            run_all.Benchmark("plain", "ok.py", 60, "loopback only"),
+        ),
+    )
+    assert run_all.main(["--list", "--latency", "aws", "--timeout-scale", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("latency mode: aws\n")
+    assert "ok.py --latency aws\n    limit 180 s; has a model\n" in out
+    assert "limit 120 s; loopback only  [no latency model for mode aws: skipped]" in out
+
+
+def test_the_real_worker_and_recovery_benchmarks_have_a_latency_model() -> None:
+    mod = load()
+    modelled = {b.name for b in mod.BENCHMARKS if b.aws_timeout}
+    assert modelled == {"worker_throughput", "dlq_recovery"}
