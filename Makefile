@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv lint test test-stack test-unit test-integration test-e2e test-molecule \
+.PHONY: help venv lint test test-stack test-unit test-integration test-e2e test-molecule model-check \
         demo bench sandbox-up sandbox-down sandbox-status clean
 
 help: ## List the targets
@@ -44,6 +44,14 @@ lint: venv ## ansible-lint (production), yamllint, ruff, mypy --strict
 test-unit: venv ## Fast unit tests (moto in-process, no local stack)
 	$(BIN)/pytest tests/unit
 
+model-check: venv ## Model-check the settlement protocol with spin (safety, liveness, broken orderings)
+	@if ! command -v spin >/dev/null || ! command -v gcc >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin gcc; \
+	  else echo "model-check: spin or gcc missing (apt-get install spin gcc): the model tests skip"; fi; \
+	fi
+	$(BIN)/pytest tests/proof/test_settlement_model.py -v
+
 test-integration: venv ## Tests against the real local stack
 	$(BIN)/pytest --durations=25 tests/integration
 
@@ -61,7 +69,7 @@ demo: venv ## Local stack up, deploy to two hosts, index sample files, roll back
 
 # The sandbox is brought up for the tests that need it and, if it was not
 # running before, brought down afterwards, also on failure (sandbox/README.md).
-test: lint test-unit ## Everything CI runs (installs what it needs)
+test: lint test-unit model-check ## Everything CI runs (installs what it needs)
 	sandbox/with-sandbox $(MAKE) --no-print-directory test-stack
 
 # Integration + e2e (worker1/worker2) and molecule (its own throwaway hosts, its
