@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help venv lint test test-stack test-unit test-integration test-e2e test-molecule model-check \
-        demo bench sandbox-up sandbox-down sandbox-status clean
+        test-proof test-fuzz demo bench sandbox-up sandbox-down sandbox-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ model-check: venv ## Model-check the settlement protocol with spin (safety, live
 	fi
 	$(BIN)/pytest tests/proof/test_settlement_model.py -v
 
+test-proof: venv ## 2,000 generated fault schedules over the settlement engine (hypothesis, fixed seed)
+	$(BIN)/pytest tests/proof/test_settlement_schedules.py
+
+test-fuzz: venv ## 20,000 generated fault schedules over the settlement engine (hypothesis)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/proof/test_settlement_schedules.py
+
 test-integration: venv ## Tests against the real local stack
 	$(BIN)/pytest --durations=25 tests/integration
 
@@ -69,7 +75,7 @@ demo: venv ## Local stack up, deploy to two hosts, index sample files, roll back
 
 # The sandbox is brought up for the tests that need it and, if it was not
 # running before, brought down afterwards, also on failure (sandbox/README.md).
-test: lint test-unit model-check ## Everything CI runs (installs what it needs)
+test: lint test-unit test-proof model-check ## Everything CI runs (installs what it needs)
 	sandbox/with-sandbox $(MAKE) --no-print-directory test-stack
 
 # Integration + e2e (worker1/worker2) and molecule (its own throwaway hosts, its
