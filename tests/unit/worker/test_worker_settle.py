@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -135,6 +136,33 @@ def test_one_batch(sqs: Any, queues: tuple[str, str], order: list[str]) -> None:
         "released",
         "retry_stored",
     ]
+
+
+def test_dlq_copy_keeps_the_recovery_counter(
+    sqs: Any, queues: tuple[str, str], order: list[str]
+) -> None:
+    """A message DLQ recovery sent back keeps dlq-recoveries when it fails again.
+
+    Without it, strategy redrive would send a poison message round forever
+    instead of archiving it after max_attempts (the model checker's
+    WORKER_DROPS_RECOVERIES variant, tests/proof/).
+    """
+    queue, dlq = queues
+    counter = {"dlq-recoveries": {"DataType": "Number", "StringValue": "2"}}
+    sqs.send_message(QueueUrl=queue, MessageBody="poison", MessageAttributes=counter)
+    (msg,) = sqs.receive_message(
+        QueueUrl=queue,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        MessageAttributeNames=["All"],
+    )["Messages"]
+    failed = dataclasses.replace(
+        outcome(msg, "permanent", "invalid-json"), attributes=msg["MessageAttributes"]
+    )
+    report = make_settler(sqs, queue, dlq, order).settle([failed])
+    assert report.dead_lettered == [msg["ReceiptHandle"]]
+    (dead,) = sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"])["Messages"]
+    assert dead["MessageAttributes"]["dlq-recoveries"]["StringValue"] == "2"
+    assert dead["MessageAttributes"]["error-type"]["StringValue"] == "invalid-json"
 
 
 def test_dlq_send_failure_keeps_the_message(

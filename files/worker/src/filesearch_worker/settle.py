@@ -20,7 +20,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ATTR_MAX = 1000
+#: Message attribute counting how often DLQ recovery sent a message back.
+RECOVERIES_ATTRIBUTE = "dlq-recoveries"
 
 
 class BackoffPolicy(Protocol):
@@ -241,15 +243,28 @@ def _handle(processed: Processed) -> str:
 
 
 def dlq_attributes(outcome: Processed) -> dict[str, Any]:
-    """The DLQ message attributes: why, which message, when, how many receives."""
+    """The DLQ message attributes: why, which message, when, how many receives.
+
+    A message that DLQ recovery sent back keeps its recovery counter
+    (``dlq-recoveries``): without it, a message that keeps failing would go
+    round DLQ -> redrive -> DLQ forever instead of being archived after
+    ``max_attempts`` recoveries (found by the model checker, tests/proof/).
+    """
 
     def s(value: str) -> dict[str, str]:
         return {"DataType": "String", "StringValue": value[:_ATTR_MAX] or "-"}
 
-    return {
+    attributes: dict[str, Any] = {
         "error-type": s(outcome.reason or "permanent-error"),
         "error-message": s(outcome.detail or outcome.reason or "permanent failure"),
         "original-message-id": s(outcome.message_id),
         "failed-at": s(utc_iso()),
         "receive-count": {"DataType": "Number", "StringValue": str(outcome.receive_count)},
     }
+    recoveries = outcome.attributes.get(RECOVERIES_ATTRIBUTE, {})
+    if isinstance(recoveries, Mapping) and recoveries.get("StringValue"):
+        attributes[RECOVERIES_ATTRIBUTE] = {
+            "DataType": "Number",
+            "StringValue": str(recoveries["StringValue"]),
+        }
+    return attributes

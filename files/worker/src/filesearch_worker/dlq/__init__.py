@@ -34,7 +34,6 @@ command line is in :mod:`filesearch_worker.cli`.
 
 from filesearch_worker.dlq.archive import ARCHIVE_PREFIX, archive_key, archive_record
 from filesearch_worker.dlq.engine import (
-    RECOVERIES_ATTRIBUTE,
     DlqMessage,
     DlqRecovery,
     RateLimiter,
@@ -48,6 +47,7 @@ from filesearch_worker.dlq.options import (
     RecoveryReport,
     Strategy,
 )
+from filesearch_worker.settle import RECOVERIES_ATTRIBUTE
 
 __all__ = [
     "ARCHIVE_PREFIX",

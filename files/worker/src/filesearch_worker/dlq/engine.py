@@ -29,6 +29,7 @@ from filesearch_worker.errors import PermanentError, TransientError
 from filesearch_worker.events import S3ObjectEvent, parse_message
 from filesearch_worker.index import document_id
 from filesearch_worker.outcomes import Outcome
+from filesearch_worker.settle import RECOVERIES_ATTRIBUTE
 from filesearch_worker.sqs_batch import SQS_BATCH, SqsBatch, settle
 
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Message attribute counting how often a message was sent back by a recovery.
-RECOVERIES_ATTRIBUTE = "dlq-recoveries"
 SQS_MAX_ATTRIBUTES = 10
 
 
