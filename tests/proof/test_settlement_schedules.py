@@ -18,9 +18,10 @@ taking effect, time out after taking effect, partly fail, and where the
 process crashes (its engine objects are then thrown away and rebuilt).
 
 Checked: every delete, at the moment it happens (``fakes.World.check_delete``);
-at the end of each schedule, after draining everything with faults off,
-every message sent is accounted for (indexed, retry store, DLQ, archive,
-still in a queue) and none is lost; duplicates are counted, not failed.
+at the end of each schedule, draining everything with faults off (worker and
+recovery with strategy redrive) must empty both queues in a bounded number of
+rounds, and every message sent is accounted for (indexed, retry store, DLQ,
+archive, still in a queue) and none is lost; duplicates are counted, not failed.
 The last tests run the same machine against deliberately broken orderings
 and require the proof to catch them.
 """
@@ -66,7 +67,7 @@ import filesearch_worker.settle as settle_module
 from filesearch_worker import aws
 from filesearch_worker.breaker import CircuitBreaker
 from filesearch_worker.config import Settings
-from filesearch_worker.dlq import RecoveryError, RecoveryOptions, recover
+from filesearch_worker.dlq import RECOVERIES_ATTRIBUTE, RecoveryError, RecoveryOptions, recover
 from filesearch_worker.dlq.engine import DlqRecovery
 from filesearch_worker.errors import TransientError
 from filesearch_worker.events import s3_event_body
@@ -400,13 +401,16 @@ class SettlementSchedules(RuleBasedStateMachine):
                 if not self._worker_batch():
                     break
             if w.sqs.depth(self.dlq_url):
-                self._recover("reindex", None)
+                # redrive, the strategy that sends messages round again: a message that
+                # keeps failing must still end (archived after max_attempts recoveries)
+                self._recover("redrive", None)
             if not w.sqs.depth(self.queue_url) and not w.sqs.depth(self.dlq_url):
                 break
         else:
             raise AssertionError(
-                f"queues did not drain in {DRAIN_ROUNDS} rounds without faults: "
-                f"{w.sqs.depth(self.queue_url)} in {QUEUE}, {w.sqs.depth(self.dlq_url)} in {DLQ}"
+                f"queues did not drain in {DRAIN_ROUNDS} rounds without faults (worker + "
+                f"recovery redrive): {w.sqs.depth(self.queue_url)} in {QUEUE}, "
+                f"{w.sqs.depth(self.dlq_url)} in {DLQ}; a message going round forever?"
             )
         for _ in range(3):
             if not w.s3.objects(BUCKET, RETRY_PREFIX):
@@ -627,3 +631,23 @@ def test_proof_catches_recovery_archiving_after_delete(monkeypatch: pytest.Monke
     found = _run_broken()
     assert "DELETE of" in found
     assert f"from {DLQ}" in found
+
+
+def test_proof_catches_recovery_counter_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's DLQ copy drops ``dlq-recoveries`` (the engine before 03bf8ff).
+
+    No delete is unsafe then, but a message that keeps failing goes DLQ -> redrive
+    -> DLQ forever instead of being archived after ``max_attempts`` recoveries: the
+    drain at the end of a schedule must catch that it never ends.
+    """
+    attributes = settle_module.dlq_attributes
+
+    def without_counter(processed: Any) -> dict[str, Any]:
+        found = attributes(processed)
+        found.pop(RECOVERIES_ATTRIBUTE, None)
+        return found
+
+    monkeypatch.setattr(settle_module, "dlq_attributes", without_counter)
+    with pytest.raises(AssertionError, match="did not drain") as caught:
+        run_state_machine_as_test(SettlementSchedules, settings=BROKEN)
+    assert not isinstance(caught.value, DeleteInvariantViolation)
