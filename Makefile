@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help venv lint test test-stack test-unit test-integration test-e2e test-molecule model-check \
-        test-proof test-fuzz demo bench sandbox-up sandbox-down sandbox-status clean
+        test-proof test-fuzz test-chaos-short chaos demo bench sandbox-up sandbox-down sandbox-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -64,6 +64,21 @@ test-integration: venv ## Tests against the real local stack
 test-e2e: venv ## End-to-end deploys on the nspawn test hosts
 	$(BIN)/pytest --durations=5 tests/e2e
 
+# The chaos soak (tests/chaos/soak.py) makes its own queues, bucket, index, fault proxy
+# (own SANDBOX_DIR, free ports) and test host: chaos1 on 127.0.0.1:2250, the short one
+# chaos-short on :2251; never worker1/2 or molecule's 2300-2399, so it runs alongside
+# molecule. The seed is random unless CHAOS_SEED is given, and always printed.
+CHAOS_SECONDS ?= 600
+CHAOS_MESSAGES ?= 3000
+
+chaos: venv ## Seeded chaos soak on the local stack (CHAOS_SECONDS, CHAOS_MESSAGES, CHAOS_SEED)
+	sandbox/with-sandbox $(BIN)/python tests/chaos/soak.py --seconds $(CHAOS_SECONDS) \
+	  --messages $(CHAOS_MESSAGES) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+
+test-chaos-short: venv ## The chaos soak, short: 2 min of faults, 300 messages (make test runs it)
+	$(BIN)/python tests/chaos/soak.py --seconds 120 --messages 300 --host chaos-short \
+	  --ssh-port 2251 $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+
 test-molecule: venv ## Molecule scenario of every role (throwaway nspawn hosts; needs the sandbox)
 	@set -e; for scenario in roles/*/molecule/default; do \
 	  role=$${scenario%/molecule/default}; echo "== molecule test: $$role"; \
@@ -78,19 +93,20 @@ demo: venv ## Local stack up, deploy to two hosts, index sample files, roll back
 test: lint test-unit test-proof model-check ## Everything CI runs (installs what it needs)
 	sandbox/with-sandbox $(MAKE) --no-print-directory test-stack
 
-# Integration + e2e (worker1/worker2) and molecule (its own throwaway hosts, its
-# own queue names) use different hosts and resources, and both spend much of
-# their time waiting on workers and hosts: molecule runs alongside, its output
-# kept in .test-logs/molecule.log and printed when both are done.
-test-stack: venv ## Integration, e2e and molecule on a running sandbox (molecule alongside)
+# Integration + e2e (worker1/worker2) + the short chaos soak (chaos-short) and
+# molecule (its own throwaway hosts, its own queue names) use different hosts and
+# resources, and both spend much of their time waiting on workers and hosts:
+# molecule runs alongside, its output kept in .test-logs/molecule.log and printed
+# when both are done.
+test-stack: venv ## Integration, e2e, the short chaos soak and molecule on a running sandbox (molecule alongside)
 	@mkdir -p .test-logs; rm -f .test-logs/molecule.rc
 	@setsid sh -c '$(MAKE) --no-print-directory test-molecule > .test-logs/molecule.log 2>&1; \
 	   echo $$? > .test-logs/molecule.rc' & molecule=$$!; \
 	 trap 'kill -TERM -- -$$molecule 2>/dev/null; exit 143' INT TERM; \
-	 rc=0; $(MAKE) --no-print-directory test-integration test-e2e || rc=$$?; \
+	 rc=0; $(MAKE) --no-print-directory test-integration test-e2e test-chaos-short || rc=$$?; \
 	 wait $$molecule; mrc=$$(cat .test-logs/molecule.rc 2>/dev/null || echo 1); \
 	 echo "== molecule (ran alongside; .test-logs/molecule.log)"; cat .test-logs/molecule.log; \
-	 echo "== integration + e2e: exit $$rc; molecule: exit $$mrc"; \
+	 echo "== integration + e2e + chaos (short): exit $$rc; molecule: exit $$mrc"; \
 	 [ $$rc -eq 0 ] && [ $$mrc -eq 0 ]
 
 bench: venv ## Benchmarks; figures are appended to docs/benchmarks.md (BENCH_LATENCY=aws: AWS latency model)
