@@ -200,6 +200,10 @@ def account(sent: list[Sent], ev: Evidence) -> Ledger:
             )
     if unmatched:
         problems.append(f"{len(unmatched)} DLQ/archive copies match no sent message")
+    if ev.queue_left:
+        problems.append(
+            f"the queue still holds {ev.queue_left} message(s) (visible, in flight or delayed)"
+        )
 
     # the worker's settlements, per sent message id
     trace: dict[int, list[dict[str, Any]]] = defaultdict(list)

@@ -1005,18 +1005,27 @@ class Soak:
 
     # -- the drain --------------------------------------------------------------------
 
-    def wait_drained(self, what: str) -> None:
-        """Until the queue is empty and nothing is in flight (two readings in a row)."""
+    def wait_drained(self, what: str, timeout: float) -> bool:
+        """Until the queue is empty and nothing is in flight (two readings in a row).
+
+        False after ``timeout``: the accounting then reports what is stuck.
+        """
         seen_zero = [0]
+        last: dict[str, int] = {}
 
         def empty() -> bool:
-            counts = self.queue_counts(self.queue_url)
-            seen_zero[0] = seen_zero[0] + 1 if not any(counts.values()) else 0
+            last.update(self.queue_counts(self.queue_url))
+            seen_zero[0] = seen_zero[0] + 1 if not any(last.values()) else 0
             return seen_zero[0] >= 2
 
         started = time.monotonic()
-        wait_for(empty, self.opts.drain_timeout, f"the queue to drain ({what})", every=3)
+        try:
+            wait_for(empty, timeout, f"the queue to drain ({what})", every=3)
+        except SoakError:
+            say(f"NOT drained after {timeout:.0f}s ({what}): {last}")
+            return False
         say(f"queue empty, nothing in flight ({what}, {time.monotonic() - started:.0f}s)")
+        return True
 
     def retry_keys(self) -> set[str]:
         """Document keys in the retry store now."""
@@ -1072,7 +1081,11 @@ class Soak:
         """Faults are off: drain, replay the retry store, recover the DLQ; repeat till empty."""
         drain = Drain()
         started = time.monotonic()
-        self.wait_drained("after the faults")
+        # a queue that does not drain in time is reported by the accounting (stuck), and
+        # the later waits are short: the whole drain stays bounded
+        budget = self.opts.drain_timeout
+        if not self.wait_drained("after the faults", budget):
+            budget = 60
         for drain.rounds in range(1, 5):
             keys = self.retry_keys()
             self.retry_seen |= keys
@@ -1097,7 +1110,8 @@ class Soak:
                 )
                 if not report:
                     say(f"recover-dlq said: {(done.stdout + done.stderr)[-800:]}")
-            self.wait_drained(f"drain round {drain.rounds}")
+            if not self.wait_drained(f"drain round {drain.rounds}", budget):
+                budget = 60
         else:
             say("drain: still something in the retry store or the DLQ after 4 rounds")
         drain.seconds = time.monotonic() - started

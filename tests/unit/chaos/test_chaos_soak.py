@@ -226,6 +226,10 @@ def test_unaccounted_messages_are_stuck_while_the_queue_holds_some() -> None:
     sent = _sent(["text", "text", "text"])
     ledger = account(sent, Evidence(indexed={sent[0].message.key}, queue_left=1))
     assert sorted(ledger.state.values()) == ["indexed", "lost", "stuck"]
+    # a copy left in flight fails the run even when every message is accounted for
+    done = account(sent, Evidence(indexed={s.message.key for s in sent}, queue_left=1))
+    assert done.counts["stuck"] == 0 and done.failed
+    assert "the queue still holds 1 message(s)" in done.problems[0]
 
 
 def test_duplicates_count_settlements_and_dlq_copies() -> None:
