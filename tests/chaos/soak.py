@@ -799,6 +799,7 @@ class Soak:
         self.killer = Killer(self)
         self.retry_seen: set[str] = set()
         self.dlq_seen: list[Copy] = []
+        self.drained: Drain | None = None
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -1099,6 +1100,8 @@ class Soak:
                 report = _last_json(done.stdout)
                 drain.replays.append({"rc": done.returncode, **report})
                 say(f"replay-retries: exit {done.returncode} {json.dumps(report)[:300]}")
+                if done.returncode:
+                    say(f"replay-retries said: {_errors(done)}")
             if copies:
                 done = self.host.worker_cli("recover-dlq", "--strategy", "reindex", "--json")
                 report = _last_json(done.stdout)
@@ -1108,13 +1111,14 @@ class Soak:
                     f"recover-dlq --strategy reindex: exit {done.returncode}, examined "
                     f"{report.get('examined')}: {counts}, duplicates {report.get('duplicates')}"
                 )
-                if not report:
-                    say(f"recover-dlq said: {(done.stdout + done.stderr)[-800:]}")
+                if done.returncode:
+                    say(f"recover-dlq said: {_errors(done)}")
             if not self.wait_drained(f"drain round {drain.rounds}", budget):
                 budget = 60
         else:
             say("drain: still something in the retry store or the DLQ after 4 rounds")
         drain.seconds = time.monotonic() - started
+        self.drained = drain
         return drain
 
     # -- the evidence -----------------------------------------------------------------
@@ -1254,6 +1258,7 @@ def _ledger_json(soak: Soak, ledger: Ledger) -> dict[str, Any]:
         "seed": soak.opts.seed,
         "summary": ledger.summary(len(soak.feeder.sent)),
         "problems": ledger.problems,
+        "drain": soak.drained.__dict__ if soak.drained else None,
         "messages": messages,
     }
 
@@ -1276,6 +1281,16 @@ def validate_schedule(schedule: Schedule) -> None:
             proxy_faults.parse_config(step.config)
         except proxy_faults.ConfigError as exc:
             raise SoakError(f"the schedule's config at {step.at}s is invalid: {exc}") from None
+
+
+def _errors(done: subprocess.CompletedProcess[str]) -> str:
+    """What a failed worker CLI run said: its report's errors, its error log lines."""
+    said = list(_last_json(done.stdout).get("errors") or [])
+    for line in done.stderr.splitlines() + done.stdout.splitlines():
+        if '"level": "ERROR"' in line or line.startswith(("recover-dlq:", "replay-retries:")):
+            doc = _last_json(line)
+            said.append(str(doc.get("msg", line)) if doc else line)
+    return " | ".join(dict.fromkeys(said))[:1500] or (done.stdout + done.stderr)[-800:]
 
 
 def _last_json(text: str) -> dict[str, Any]:
