@@ -130,7 +130,9 @@ class Settler:
         why: dict[int, str] = {id(p): "" for p in batch if p.action == "release"}
         if self.dlq is None:
             why.update((id(p), "no-dlq") for p in permanent)
-        delays = {id(p): self.backoff.delay(p.receive_count) for p in batch}
+        # a backoff only for what may be released (a transient failure, or a permanent
+        # one whose DLQ send may fail); logged with the value sent
+        delays = {id(p): self.backoff.delay(p.receive_count) for p in batch if p.action != "delete"}
         heartbeat = self.heartbeat
         done = settle(
             self.queue,
