@@ -122,3 +122,35 @@ def test_auth_modes_sign_requests(recorder: str, auth: str, prefix: str | None) 
         assert header is not None and header.startswith(prefix)
     if auth == "sigv4":
         assert "/ap-northeast-1/es/aws4_request" in header
+
+
+def test_sigv4_signs_with_the_given_credentials_not_the_default_chain(
+    recorder: str, make_settings: Any
+) -> None:
+    # the environment holds the default chain's key (testing); an Ansible task's own keys win
+    from botocore.credentials import Credentials
+
+    task = Credentials("AKIDTASKKEY", "task-secret", "task-token")
+    for indexer in (
+        Indexer.for_endpoint(recorder, "files", auth="sigv4", credentials=task),
+        Indexer.from_settings(
+            make_settings(opensearch_endpoint=recorder, opensearch_auth="sigv4"),
+            credentials=task,
+        ),
+    ):
+        indexer.info()
+        headers = _Recorder.seen[-1]
+        assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDTASKKEY/")
+        assert headers["x-amz-security-token"] == "task-token"
+
+
+def test_sigv4_without_any_credentials_is_a_clear_error(
+    recorder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(ValueError, match="sigv4 needs AWS credentials"):
+        Indexer.for_endpoint(recorder, "files", auth="sigv4")

@@ -56,8 +56,14 @@ def make_client(
     password: str = "",
     timeout: float = 10.0,
     pool_size: int = 10,
+    credentials: Any = None,
 ) -> Any:
-    """An opensearch-py client; ``auth`` is sigv4, basic or none. No client-side retries."""
+    """An opensearch-py client; ``auth`` is sigv4, basic or none. No client-side retries.
+
+    SigV4 signs with ``credentials`` (botocore credentials, such as an Ansible
+    task's ``session.get_credentials()``) when given, else with boto3's default
+    credential chain (the daemon's instance role or environment).
+    """
     from opensearchpy import OpenSearch, RequestsHttpConnection
 
     kwargs: dict[str, Any] = {
@@ -68,11 +74,7 @@ def make_client(
         "pool_maxsize": pool_size,
     }
     if auth == "sigv4":
-        import boto3
-        from opensearchpy import AWSV4SignerAuth
-
-        credentials = boto3.session.Session(region_name=region).get_credentials()
-        kwargs["http_auth"] = AWSV4SignerAuth(credentials, region, "es")
+        kwargs["http_auth"] = sigv4_auth(region, credentials)
         kwargs["connection_class"] = RequestsHttpConnection
     elif auth == "basic":
         kwargs["http_auth"] = (username, password)
@@ -80,6 +82,26 @@ def make_client(
         kwargs["use_ssl"] = True
         kwargs["verify_certs"] = True
     return OpenSearch(**kwargs)
+
+
+def sigv4_auth(region: str, credentials: Any = None) -> Any:
+    """The SigV4 signer for Amazon OpenSearch Service (service ``es``) in ``region``.
+
+    ``credentials`` (botocore credentials) are used as given; None means boto3's
+    default chain. Raises ValueError when no credentials can be found.
+    """
+    from opensearchpy import AWSV4SignerAuth
+
+    if credentials is None:
+        import boto3
+
+        credentials = boto3.session.Session(region_name=region).get_credentials()
+    if credentials is None:
+        raise ValueError(
+            "OpenSearch auth sigv4 needs AWS credentials and none were found "
+            "(give access_key/secret_key or profile, or configure boto3's credential chain)"
+        )
+    return AWSV4SignerAuth(credentials, region, "es")
 
 
 class Indexer:
@@ -99,8 +121,11 @@ class Indexer:
         self.skip = skip
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Indexer:
-        """The indexer the worker uses (``SKIP_OPENSEARCH`` and breaker settings honoured)."""
+    def from_settings(cls, settings: Settings, *, credentials: Any = None) -> Indexer:
+        """The indexer the worker uses (``SKIP_OPENSEARCH`` and breaker settings honoured).
+
+        ``credentials`` sign SigV4 requests (an Ansible task's); None: boto3's default chain.
+        """
         breaker = CircuitBreaker(
             "opensearch",
             failure_threshold=settings.cb_failure_threshold,
@@ -118,6 +143,7 @@ class Indexer:
             password=settings.opensearch_password,
             timeout=settings.opensearch_timeout,
             pool_size=max(10, settings.concurrency * 2),
+            credentials=credentials,
         )
         return cls(client, settings.opensearch_index, breaker=breaker)
 
@@ -134,8 +160,12 @@ class Indexer:
         timeout: float = 10.0,
         failure_threshold: int = 3,
         cooldown: float = 30.0,
+        credentials: Any = None,
     ) -> Indexer:
-        """An indexer for an explicit endpoint (Ansible modules, tests)."""
+        """An indexer for an explicit endpoint (Ansible modules, tests).
+
+        ``credentials`` sign SigV4 requests (an Ansible task's); None: boto3's default chain.
+        """
         client = make_client(
             endpoint,
             auth=auth,
@@ -143,6 +173,7 @@ class Indexer:
             username=username,
             password=password,
             timeout=timeout,
+            credentials=credentials,
         )
         breaker = CircuitBreaker("opensearch", failure_threshold, cooldown)
         return cls(client, index, breaker=breaker)
