@@ -1,4 +1,4 @@
-"""`sandbox/ctl up | down | status | host-up | host-down | env | ssh | proxy ...`.
+"""`sandbox/ctl up | down | status | host-up | host-down | env | ssh | proxy ... | redis ...`.
 
 Exit codes of ``status``: 0 every part is up, 1 some part is down, 3 nothing
 of this sandbox is running (so callers can leave things as they found them).
@@ -25,7 +25,8 @@ from .faults import ConfigError, describe
 from .hosts import Host, known_hosts, prepare_hosts
 from .procs import SandboxError, port_owner
 from .proxy import Proxy, ProxyNotRunning, read_config, stats_summary
-from .resources import run_playbook, stack_data, write_outputs
+from .redis import Redis
+from .resources import run_playbook, set_redis_outputs, stack_data, write_outputs
 from .services import Aws, Osmem, port_in_use
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def cmd_up(cfg: Config) -> int:
     started = time.monotonic()
     with locked(cfg):
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        aws, osmem = Aws(cfg), Osmem(cfg)
+        aws, osmem, redis = Aws(cfg), Osmem(cfg), Redis(cfg)
         workers = [Host(cfg, name) for name in cfg.worker_names()]
         if (
             cfg.stack_file.exists()
@@ -59,15 +60,23 @@ def cmd_up(cfg: Config) -> int:
             and osmem.running()
             and all(h.running() for h in workers)
         ):
-            say(f"already up ({cfg.state_dir}); nothing to do")
+            if redis.running():
+                say(f"already up ({cfg.state_dir}); nothing to do")
+                return 0
+            # a stack started before Redis was part of it: add Redis, touch nothing else
+            _preflight(cfg, aws, osmem, workers, redis)
+            say(redis.start())
+            set_redis_outputs(cfg, running=True)
+            say(f"Redis added to the running stack; environment: . {cfg.env_file}")
             return 0
-        _preflight(cfg, aws, osmem, workers)
+        _preflight(cfg, aws, osmem, workers, redis)
         with ThreadPoolExecutor(max_workers=1) as pool:
             # on a cold machine the hosts' root (debootstrap) builds while LocalStack's
             # venv does; warm, this is a stamp check
             hosts_ready = pool.submit(prepare_hosts, cfg) if workers else None
             say(aws.start())
             say(osmem.start())
+            say(redis.start())
             if hosts_ready is not None:
                 hosts_ready.result()
         booting = []
@@ -86,11 +95,12 @@ def cmd_up(cfg: Config) -> int:
     return 0
 
 
-def _preflight(cfg: Config, aws: Aws, osmem: Osmem, workers: list[Host]) -> None:
+def _preflight(cfg: Config, aws: Aws, osmem: Osmem, workers: list[Host], redis: Redis) -> None:
     """Fail before starting anything if a port of a part that is not running is taken."""
     wanted = [
         (aws.proc, cfg.localstack_port, "SANDBOX_LOCALSTACK_PORT"),
         (osmem.proc, cfg.osmem_port, "SANDBOX_OSMEM_PORT"),
+        (redis.proc, cfg.redis_port, "SANDBOX_REDIS_PORT"),
         *((h.proc, h.port, "SANDBOX_SSH_PORT_BASE") for h in workers),
     ]
     taken = [
@@ -117,7 +127,11 @@ def cmd_down(cfg: Config) -> int:
             host.remove()
             if stopped:
                 say(f"host {name} stopped")
-        for part, label in ((Osmem(cfg), "osmem-server"), (Aws(cfg), "AWS emulator")):
+        for part, label in (
+            (Redis(cfg), "redis-server"),
+            (Osmem(cfg), "osmem-server"),
+            (Aws(cfg), "AWS emulator"),
+        ):
             if part.stop():
                 say(f"{label} stopped")
         for path in (cfg.env_file, cfg.stack_file):
@@ -128,7 +142,7 @@ def cmd_down(cfg: Config) -> int:
 
 
 def cmd_status(cfg: Config) -> int:
-    aws, osmem = Aws(cfg), Osmem(cfg)
+    aws, osmem, redis = Aws(cfg), Osmem(cfg), Redis(cfg)
     rows: list[tuple[str, bool, bool, str]] = [
         (f"aws ({aws.kind})", aws.proc.pid() is not None, aws.healthy(), cfg.aws_endpoint),
         (
@@ -137,6 +151,7 @@ def cmd_status(cfg: Config) -> int:
             osmem.healthy(),
             cfg.opensearch_endpoint,
         ),
+        ("redis (redis-server)", redis.proc.pid() is not None, redis.healthy(), cfg.redis_url),
     ]
     expected = set(cfg.worker_names())
     for name in known_hosts(cfg):
@@ -240,6 +255,27 @@ def cmd_proxy(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redis(cfg: Config, action: str) -> int:
+    """`redis up | down | status`: Redis alone, next to a stack that is already running."""
+    redis = Redis(cfg)
+    if action == "status":
+        has_pid = redis.proc.pid() is not None
+        ok = has_pid and redis.healthy()
+        state = "up" if ok else ("unhealthy" if has_pid else "down")
+        print(f"{'redis (redis-server)':34} {state:10} {cfg.redis_url}")
+        return 0 if ok else (1 if has_pid else 3)
+    with locked(cfg):
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        if action == "up":
+            say(redis.start())
+            if set_redis_outputs(cfg, running=True):
+                say(f"REDIS_URL added to {cfg.env_file} and {cfg.stack_file}")
+        else:
+            say("redis-server stopped" if redis.stop() else "redis-server was not running")
+            set_redis_outputs(cfg, running=False)
+    return 0
+
+
 def cmd_env(cfg: Config) -> int:
     if not cfg.env_file.exists():
         print(f"sandbox: not up ({cfg.env_file} missing); run `sandbox/ctl up`", file=sys.stderr)
@@ -282,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     ps.add_argument("source", metavar="PATH_OR_-")
     pc = px.add_parser("check", help="only validate a config (exit 2 with the problem)")
     pc.add_argument("path")
+    rd = sub.add_parser(
+        "redis", help="redis-server alone (127.0.0.1:$SANDBOX_REDIS_PORT, default 16379)"
+    )
+    rd.add_argument("redis_command", choices=["up", "down", "status"])
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="sandbox: %(message)s")
@@ -303,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_host_up(cfg, args.name, args.ssh_port)
         if args.command == "proxy":
             return cmd_proxy(cfg, args)
+        if args.command == "redis":
+            return cmd_redis(cfg, args.redis_command)
         return cmd_host_down(cfg, args.name)
     except SandboxError as exc:
         print(f"sandbox: ERROR: {exc}", file=sys.stderr)

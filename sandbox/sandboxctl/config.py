@@ -50,6 +50,8 @@ class Config:
     # the fault-and-latency proxy (`sandbox/ctl proxy up`): its AWS and OpenSearch sides
     proxy_aws_port: int = 4576
     proxy_opensearch_port: int = 9210
+    # redis-server for the Redis-list queue backend (`sandbox/ctl redis up`)
+    redis_port: int = 16379
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -69,6 +71,7 @@ class Config:
             debian_mirror=env.get("SANDBOX_DEBIAN_MIRROR") or "http://deb.debian.org/debian",
             proxy_aws_port=_int(env, "SANDBOX_PROXY_AWS_PORT", 4576),
             proxy_opensearch_port=_int(env, "SANDBOX_PROXY_OPENSEARCH_PORT", 9210),
+            redis_port=_int(env, "SANDBOX_REDIS_PORT", 16379),
         )
 
     # --- derived paths -------------------------------------------------
@@ -109,6 +112,10 @@ class Config:
     @property
     def opensearch_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.osmem_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def worker_names(self) -> list[str]:
         return [f"worker{i}" for i in range(1, self.host_count + 1)]

@@ -90,6 +90,7 @@ def stack_data(cfg: Config, aws_kind: str, hosts: dict[str, int]) -> dict[str, A
         "SQS_QUEUE_URL": queue_url,
         "SQS_DLQ_URL": dlq_url,
         "S3_BUCKET": BUCKET_NAME,
+        "REDIS_URL": cfg.redis_url,
     }
     return {
         "state_dir": str(cfg.state_dir),
@@ -101,6 +102,7 @@ def stack_data(cfg: Config, aws_kind: str, hosts: dict[str, int]) -> dict[str, A
         "queue_url": queue_url,
         "dlq_url": dlq_url,
         "bucket": BUCKET_NAME,
+        "redis": redis_data(cfg),
         "env": env,
         "ssh_key": str(cfg.ssh_key),
         "hosts": {
@@ -108,6 +110,30 @@ def stack_data(cfg: Config, aws_kind: str, hosts: dict[str, int]) -> dict[str, A
             for name, port in hosts.items()
         },
     }
+
+
+def redis_data(cfg: Config) -> dict[str, Any]:
+    """What stack.json says about the sandbox's redis-server."""
+    return {"url": cfg.redis_url, "host": "127.0.0.1", "port": cfg.redis_port}
+
+
+def set_redis_outputs(cfg: Config, running: bool) -> bool:
+    """Add (or remove) Redis in an existing stack.json and env; False when there are none.
+
+    `sandbox/ctl redis up|down` on a running stack changes only these keys, so
+    the rest of what `up` wrote (queue URLs, hosts) is kept as it is.
+    """
+    if not cfg.stack_file.exists():
+        return False
+    data = json.loads(cfg.stack_file.read_text())
+    if running:
+        data["redis"] = redis_data(cfg)
+        data["env"]["REDIS_URL"] = cfg.redis_url
+    else:
+        data.pop("redis", None)
+        data["env"].pop("REDIS_URL", None)
+    write_outputs(cfg, data)
+    return True
 
 
 def write_outputs(cfg: Config, data: dict[str, Any]) -> None:
