@@ -42,6 +42,7 @@ from filesearch_worker.dlq.engine import (
 )
 from filesearch_worker.dlq.options import (
     STRATEGIES,
+    RecoveryConfigError,
     RecoveryError,
     RecoveryOptions,
     RecoveryReport,
@@ -56,6 +57,7 @@ __all__ = [
     "DlqMessage",
     "DlqRecovery",
     "RateLimiter",
+    "RecoveryConfigError",
     "RecoveryError",
     "RecoveryOptions",
     "RecoveryReport",

@@ -24,7 +24,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from filesearch_worker.dlq.archive import ARCHIVE_PREFIX, archive_body, archive_key, archive_record
 from filesearch_worker.dlq.native import native_move, visible_count
-from filesearch_worker.dlq.options import RecoveryError, RecoveryOptions, RecoveryReport
+from filesearch_worker.dlq.options import (
+    RecoveryConfigError,
+    RecoveryError,
+    RecoveryOptions,
+    RecoveryReport,
+)
 from filesearch_worker.errors import PermanentError, TransientError
 from filesearch_worker.events import S3ObjectEvent, parse_message
 from filesearch_worker.index import document_id
@@ -40,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SQS_MAX_ATTRIBUTES = 10
+#: OpenSearch answers that no retry fixes: the request or the credentials are wrong.
+_CONFIGURATION_STATUS = frozenset({400, 401, 403})
+_NO_SUCH_QUEUE = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"})
 
 
 @dataclass(frozen=True)
@@ -208,13 +216,15 @@ class DlqRecovery:
             self.report.elapsed_seconds = time.monotonic() - start
             self.report.remaining = visible_count(self.sqs, self.dlq_url)
         if self._fatal:
-            raise RecoveryError(str(self._fatal[0]), self.report) from self._fatal[0]
+            first = self._fatal[0]
+            kind = RecoveryConfigError if isinstance(first, RecoveryConfigError) else RecoveryError
+            raise kind(str(first), self.report) from first
         return self.report
 
     def _preflight(self) -> None:
         strategy = self.options.strategy
         if self.s3 is None or not self.bucket:
-            raise RecoveryError(
+            raise RecoveryConfigError(
                 f"strategy {strategy} needs an S3 bucket for the archive (S3_BUCKET / bucket)",
                 self.report,
             )
@@ -224,9 +234,9 @@ class DlqRecovery:
                 self.source_queue_url = self._find_source_queue()
             self.report.source_queue_url = self.source_queue_url
         if strategy == "reindex" and self.processor is None and not self.options.dry_run:
-            raise RecoveryError("strategy reindex needs the worker's processor", self.report)
+            raise RecoveryConfigError("strategy reindex needs the worker's processor", self.report)
         if self.options.dedupe and self.indexer is None:
-            raise RecoveryError(
+            raise RecoveryConfigError(
                 "deduplication needs OpenSearch (OPENSEARCH_ENDPOINT / opensearch_endpoint); "
                 "turn it off explicitly to recover without it",
                 self.report,
@@ -241,7 +251,7 @@ class DlqRecovery:
             raise RecoveryError(f"cannot list the DLQ's source queues: {exc}", self.report) from exc
         if len(urls) != 1:
             found = ", ".join(urls) if urls else "none"
-            raise RecoveryError(
+            raise RecoveryConfigError(
                 f"strategy redrive needs the source queue: {len(urls)} queues redrive into "
                 f"this DLQ ({found}); give it explicitly",
                 self.report,
@@ -359,7 +369,17 @@ class DlqRecovery:
                 plan.archive.append((message, "s3:TestEvent: nothing to index"))
                 continue
             parsed[message.message_id] = events
-        existing = self._existing(parsed.values()) if self.options.dedupe and parsed else None
+        existing: set[str] | None = None
+        if self.options.dedupe and parsed:
+            lookup = self._existing(parsed.values())
+            if isinstance(lookup, str):
+                # OpenSearch could not say what is indexed: hold every message whose
+                # outcome depends on it (released when the run ends, for a later run)
+                for message in messages:
+                    if message.message_id in parsed:
+                        plan.hold.append((message, lookup))
+                return plan
+            existing = lookup
         strategy = self.options.strategy
         for message in messages:
             found = parsed.get(message.message_id)
@@ -379,13 +399,40 @@ class DlqRecovery:
                 plan.reindex.append(message)
         return plan
 
-    def _existing(self, event_lists: Iterable[list[S3ObjectEvent]]) -> set[str]:
+    def _existing(self, event_lists: Iterable[list[S3ObjectEvent]]) -> set[str] | str:
+        """The ids already indexed (one multi-get), or why the batch must be held.
+
+        A transient OpenSearch error (one timeout on a loaded cluster) is retried
+        once; failing twice, the lookup returns the reason and the caller holds the
+        messages that depend on it, so one slow call never ends the run. Fatal
+        (``RecoveryError``): the circuit breaker is open (CB_FAILURE_THRESHOLD
+        consecutive failures: OpenSearch is down, not slow), or OpenSearch refuses
+        the request itself (400/401/403: credentials, index name).
+        """
         ids = [document_id(e.key) for events in event_lists for e in events if e.kind != "test"]
         assert self.indexer is not None
-        try:
-            return self.indexer.existing_ids(ids)
-        except TransientError as exc:
-            raise RecoveryError(f"OpenSearch multi-get failed, nothing settled: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                return self.indexer.existing_ids(ids)
+            except TransientError as exc:
+                status = getattr(exc.__cause__, "status_code", None)
+                if status in _CONFIGURATION_STATUS:
+                    raise RecoveryConfigError(
+                        f"OpenSearch refused the multi-get (HTTP {status}; check "
+                        f"OPENSEARCH_ENDPOINT, OPENSEARCH_INDEX and the credentials): {exc}"
+                    ) from exc
+                if exc.error_type == "circuit-open":
+                    raise RecoveryError(
+                        f"OpenSearch keeps failing, circuit breaker open; nothing more "
+                        f"settled: {exc}"
+                    ) from exc
+                if attempt == 1:
+                    log.warning("OpenSearch multi-get failed, retrying once: %s", exc)
+                    continue
+                reason = f"OpenSearch multi-get failed twice, held for a later run: {exc}"
+                self.report.add_error(f"{len(ids)} id(s): {reason}")
+                return reason
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
     def _reindex(self, plan: _Plan) -> None:
         """Process in place with the worker's processor; its verdicts settle as the worker's."""
@@ -535,10 +582,10 @@ def recover(
 
     options.validate()
     if not (dlq_url or settings.dlq_url):
-        raise RecoveryError("SQS_DLQ_URL (or --dlq-url / dlq) must be set for recover-dlq")
+        raise RecoveryConfigError("SQS_DLQ_URL (or --dlq-url / dlq) must be set for recover-dlq")
     strategy = options.strategy
     if strategy != "native" and not settings.s3_bucket:
-        raise RecoveryError(
+        raise RecoveryConfigError(
             f"strategy {strategy} needs an S3 bucket for the archive (S3_BUCKET / bucket)"
         )
     dedupe = options.dedupe and strategy != "native"
@@ -546,7 +593,7 @@ def recover(
     if indexer is None and needs_index:
         indexer = _Indexer.from_settings(settings)
     if indexer is not None and indexer.skip and needs_index:
-        raise RecoveryError(
+        raise RecoveryConfigError(
             "deduplication needs OpenSearch: set OPENSEARCH_ENDPOINT (opensearch_endpoint) "
             "or turn deduplication off"
             if dedupe
@@ -586,6 +633,10 @@ def _queue_url(sqs: Any, queue: str) -> str:
     try:
         return resolve_queue_url(sqs, queue)
     except ValueError as exc:
-        raise RecoveryError(str(exc)) from exc
-    except (ClientError, BotoCoreError) as exc:
+        raise RecoveryConfigError(str(exc)) from exc
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        kind = RecoveryConfigError if code in _NO_SUCH_QUEUE else RecoveryError
+        raise kind(f"cannot find the queue {queue!r}: {exc}") from exc
+    except BotoCoreError as exc:
         raise RecoveryError(f"cannot find the queue {queue!r}: {exc}") from exc

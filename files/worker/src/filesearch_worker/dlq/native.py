@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filesearch_worker.dlq.options import RecoveryError
+from filesearch_worker.dlq.options import RecoveryConfigError, RecoveryError
 
 if TYPE_CHECKING:
     from filesearch_worker.dlq.options import RecoveryOptions, RecoveryReport
@@ -112,7 +112,7 @@ def _unsupported(exc: BaseException) -> str | None:
 def _native_error(exc: BaseException, report: RecoveryReport) -> RecoveryError:
     code = _unsupported(exc)
     if code:
-        return RecoveryError(
+        return RecoveryConfigError(
             "strategy native: this endpoint does not support SQS message move tasks "
             f"(StartMessageMoveTask/ListMessageMoveTasks: {code}); use strategy redrive",
             report,

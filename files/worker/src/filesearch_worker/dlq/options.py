@@ -23,6 +23,15 @@ class RecoveryError(Exception):
         self.report = report
 
 
+class RecoveryConfigError(RecoveryError):
+    """The options or the configuration cannot work (a usage error, not a failed run).
+
+    Raised before anything is touched (bad options, a missing setting, a queue
+    that does not exist, an endpoint without move tasks) or when a dependency
+    refuses the request itself; the CLI exits 2 for it, 1 for other errors.
+    """
+
+
 @dataclass
 class RecoveryOptions:
     """How a recovery runs (CLI flags and module options map onto these).
@@ -46,7 +55,7 @@ class RecoveryOptions:
     def validate(self) -> None:
         """Raise ``RecoveryError`` naming the first option out of range."""
         if self.strategy not in STRATEGIES:
-            raise RecoveryError(
+            raise RecoveryConfigError(
                 f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
             )
         checks: list[tuple[str, float | None, float, float | None]] = [
@@ -61,11 +70,13 @@ class RecoveryOptions:
         ]
         for name, value, low, high in checks:
             if value is not None and value < low:
-                raise RecoveryError(f"{name} must be >= {low}, got {value}")
+                raise RecoveryConfigError(f"{name} must be >= {low}, got {value}")
             if value is not None and high is not None and value > high:
-                raise RecoveryError(f"{name} must be <= {high}, got {value}")
+                raise RecoveryConfigError(f"{name} must be <= {high}, got {value}")
         if self.messages_per_second is not None and self.messages_per_second <= 0:
-            raise RecoveryError(f"messages_per_second must be > 0, got {self.messages_per_second}")
+            raise RecoveryConfigError(
+                f"messages_per_second must be > 0, got {self.messages_per_second}"
+            )
 
 
 @dataclass
