@@ -239,3 +239,92 @@ def test_dry_run_stopped_from_outside_makes_everything_visible_again(
     report = recover(settings, options, sqs=sqs, s3=s3, indexer=index, dlq_url=dlq, stop=stop)
     assert report.examined == 5
     assert counts(sqs, dlq) == (9, 0)
+
+
+class FirstReleaseFails:
+    """An SQS client whose first ChangeMessageVisibilityBatch call raises (a throttled call)."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self.release_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    def change_message_visibility_batch(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.release_calls += 1
+        if self.release_calls == 1:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "ChangeMessageVisibilityBatch",
+            )
+        return self._sqs.change_message_visibility_batch(**kwargs)
+
+
+def test_dry_run_release_that_fails_once_is_tried_again(
+    setup: tuple[Settings, str], sqs: Any, s3: Any, bucket: str
+) -> None:
+    settings, dlq = setup
+    fill(sqs, dlq, bucket, indexed=0, junk=4)
+    flaky = FirstReleaseFails(sqs)
+    report = run(settings, flaky, s3, dlq, FlakyIndexer(), dry_run=True)
+    assert report.examined == 4
+    assert flaky.release_calls == 2
+    assert report.errors == []
+    assert counts(sqs, dlq) == (4, 0)
+
+
+def test_dry_run_interrupted_in_the_main_thread_receives_nothing_after_its_release(
+    setup: tuple[Settings, str], sqs: Any, s3: Any, bucket: str
+) -> None:
+    """Ctrl-C where no handler is installed (the Ansible module): KeyboardInterrupt in run().
+
+    The worker thread sends SIGINT to the main thread while its first batch is in
+    hand, then waits until either run() released what it holds (the old order: its
+    next batch would be received after that release and stay hidden) or the run
+    told it to stop.
+    """
+    import signal
+    import time
+
+    from filesearch_worker.dlq import engine
+
+    settings, dlq = setup
+    fill(sqs, dlq, bucket, indexed=0, junk=9)
+    stop = threading.Event()
+    released = threading.Event()
+    original_release = engine.DlqRecovery._release
+
+    def release(self: Any, handles: list[str], *, final: bool = False) -> None:
+        original_release(self, handles, final=final)
+        if final:
+            released.set()
+
+    calls = {"n": 0}
+    real_parse = engine.parse_message
+
+    def parse(body: str) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            deadline = time.monotonic() + 10
+            while not (released.is_set() or stop.is_set()) and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling for either condition, bounded
+        return real_parse(body)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine.DlqRecovery, "_release", release)
+        patch.setattr(engine, "parse_message", parse)
+        options = RecoveryOptions(
+            strategy="archive-only",
+            threads=1,
+            wait_time_seconds=0,
+            batch_size=3,
+            dry_run=True,
+            dedupe=False,
+        )
+        with pytest.raises(KeyboardInterrupt):
+            recover(settings, options, sqs=sqs, s3=s3, dlq_url=dlq, stop=stop)
+    assert counts(sqs, dlq) == (9, 0)

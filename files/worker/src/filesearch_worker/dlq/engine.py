@@ -212,7 +212,7 @@ class DlqRecovery:
         finally:
             self._io.shutdown(wait=True)
             if self._held:
-                self._release(self._held)
+                self._release(self._held, final=True)
             self.report.elapsed_seconds = time.monotonic() - start
             self.report.remaining = visible_count(self.sqs, self.dlq_url)
         if self._fatal:
@@ -268,8 +268,17 @@ class DlqRecovery:
         ]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:
+            # interrupted here (KeyboardInterrupt where no handler is installed): the
+            # threads finish their batch in hand and receive nothing more, so nothing
+            # is received after run() released what it holds
+            self._stop.set()
+            for t in threads:
+                t.join()
+            raise
 
     def _worker(self, budget: _Budget) -> None:
         try:
@@ -510,12 +519,25 @@ class DlqRecovery:
         if done.delete_failed:
             self.report.add_delete_failed(len(done.delete_failed), done.delete_failed[0][1])
 
-    def _release(self, handles: list[str]) -> None:
-        """Make messages visible again at once (ChangeMessageVisibility 0)."""
+    def _release(self, handles: list[str], *, final: bool = False) -> None:
+        """Make messages visible again at once (ChangeMessageVisibility 0).
+
+        What fails is tried once more (a throttled or timed-out call). ``final``: the
+        end-of-run release of everything held (every message of a dry run); what
+        still fails is named in the report, since it stays hidden until its
+        visibility timeout.
+        """
         result = self.dlq.change_visibility(handles, str, 0)
         if result.failed:
-            log.warning(
-                "could not release %d message(s): %s", len(result.failed), result.failed[0][1]
+            result = self.dlq.change_visibility(result.failed_items, str, 0)
+        if not result.failed:
+            return
+        n, why = len(result.failed), result.failed[0][1]
+        log.warning("could not release %d message(s): %s", n, why)
+        if final:
+            self.report.add_error(
+                f"could not make {n} message(s) visible again; hidden for up to "
+                f"{self.options.visibility_timeout} s: {why}"
             )
 
 
