@@ -356,7 +356,17 @@ def capacity_advice(
         source = "samples"
     if rate is None and plan.rate_sample_seconds <= 0:
         notes.append("no depth sampling (rate_sample_seconds is 0)")
-    backlog = depth(queue)
+    return plan_capacity(depth(queue), rate, source, plan, notes)
+
+
+def plan_capacity(
+    backlog: int, rate: float | None, source: str | None, plan: CapacityPlan, notes: list[str]
+) -> Capacity:
+    """The runbook's advice for ``backlog`` at ``rate`` (per minute, None = unmeasured).
+
+    Shared by every queue backend (``filesearch_worker.backends``); ``notes``
+    gets why a value is None.
+    """
     eta: float | None = None
     if backlog == 0:
         eta = 0.0
