@@ -14,7 +14,8 @@ description:
   - The body is compared with the dashboard's current body after normalisation (parsed JSON,
     keys sorted), so C(changed) is true only when the dashboard really differs; the diff shows
     the change.
-  - amazon.aws and community.aws have no module for dashboards; this one needs only boto3.
+  - amazon.aws and community.aws have no module for dashboards; this one is built on amazon.aws's
+    C(AnsibleAWSModule) (its common AWS options) and needs only boto3.
 version_added: "1.0.0"
 author:
   - filesearch-ops contributors
@@ -35,7 +36,9 @@ options:
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
-  - filesearch_aws
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
@@ -115,29 +118,19 @@ diff:
 import json
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.filesearch_aws import (
-    AWS_MUTUALLY_EXCLUSIVE,
-    AWS_REQUIRED_TOGETHER,
-    BOTO_ERRORS,
-    aws_argument_spec,
-    aws_client,
-    error_code,
-    fail_aws,
-    require_boto3,
-)
+from ansible.module_utils.filesearch import BOTO_ERRORS, FilesearchAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException", "DashboardNotFoundError")
 
 
 def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    """The module's own options (AnsibleAWSModule adds the common AWS ones)."""
+    return {
         "name": {"type": "str", "required": True},
         "body": {"type": "json"},
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     }
-    spec.update(aws_argument_spec())
-    return spec
 
 
 def normalise(body: str) -> Any:
@@ -152,17 +145,19 @@ def render(body: Any) -> str:
     return json.dumps(body, indent=2, sort_keys=True) + "\n"
 
 
-def current(module: AnsibleModule, cloudwatch: Any, name: str) -> tuple[Any, str | None]:
+def current(module: FilesearchAWSModule, cloudwatch: Any, name: str) -> tuple[Any, str | None]:
     """(normalised body, ARN) of the existing dashboard, (None, None) when there is none."""
     try:
         found = cloudwatch.get_dashboard(DashboardName=name)
-    except BOTO_ERRORS as exc:
-        if error_code(exc) in NOT_FOUND_CODES or (
-            # LocalStack answers a missing dashboard with InvalidParameterValue
-            error_code(exc) == "InvalidParameterValue" and "does not exist" in str(exc)
-        ):
+    except is_boto3_error_code(NOT_FOUND_CODES):
+        return None, None
+    except is_boto3_error_code("InvalidParameterValue") as exc:
+        # LocalStack answers a missing dashboard with InvalidParameterValue
+        if "does not exist" in str(exc):
             return None, None
-        fail_aws(module, exc, f"Cannot read dashboard {name}")
+        module.fail_json_aws(exc, msg=f"Cannot read dashboard {name}")
+    except BOTO_ERRORS as exc:  # pylint: disable=duplicate-except
+        module.fail_json_aws(exc, msg=f"Cannot read dashboard {name}")
     try:
         return normalise(found.get("DashboardBody") or "{}"), found.get("DashboardArn")
     except ValueError:
@@ -171,14 +166,11 @@ def current(module: AnsibleModule, cloudwatch: Any, name: str) -> tuple[Any, str
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = FilesearchAWSModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
-        required_together=AWS_REQUIRED_TOGETHER,
         required_if=[("state", "present", ["body"])],
         supports_check_mode=True,
     )
-    require_boto3(module)
     name: str = module.params["name"]
     state: str = module.params["state"]
     wanted: Any = None
@@ -190,7 +182,7 @@ def main() -> None:
         if not isinstance(wanted, dict):
             module.fail_json(msg=f"body must be a JSON object, got {type(wanted).__name__}")
 
-    cloudwatch = aws_client(module, "cloudwatch")
+    cloudwatch = module.client("cloudwatch")
     before, arn = current(module, cloudwatch, name)
     after = wanted if state == "present" else None
     changed = before != after
@@ -220,7 +212,7 @@ def main() -> None:
                 result["dashboard_arn"] = None
         except BOTO_ERRORS as exc:
             action = "put" if state == "present" else "delete"
-            fail_aws(module, exc, f"Cannot {action} dashboard {name}", **result)
+            module.fail_json_aws(exc, msg=f"Cannot {action} dashboard {name}", **result)
     if state == "absent":
         result["dashboard_arn"] = None
     module.exit_json(**result)

@@ -79,7 +79,9 @@ options:
     type: int
     default: 60
 extends_documentation_fragment:
-  - filesearch_aws
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
@@ -92,7 +94,8 @@ requirements:
   - boto3
 notes:
   - Needs C(cloudwatch:GetMetricData).
-  - Paginates C(NextToken); partial results (C(PartialData)) are followed to the end.
+  - Reads every page (boto3's C(get_metric_data) paginator, C(NextToken)); partial results
+    (C(PartialData)) are followed to the end and merged per series.
 """
 
 EXAMPLES = r"""
@@ -171,23 +174,15 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.filesearch_aws import (
-    AWS_MUTUALLY_EXCLUSIVE,
-    AWS_REQUIRED_TOGETHER,
-    BOTO_ERRORS,
-    aws_argument_spec,
-    aws_client,
-    fail_aws,
-    require_boto3,
-)
+from ansible.module_utils.filesearch import BOTO_ERRORS, FilesearchAWSModule
 
 MAX_QUERIES = 500
 _ID = re.compile(r"^[a-z][A-Za-z0-9_]{0,254}$")
 
 
 def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    """The module's own options (AnsibleAWSModule adds the common AWS ones)."""
+    return {
         "queries": {
             "type": "list",
             "elements": "dict",
@@ -208,8 +203,6 @@ def argument_spec() -> dict[str, Any]:
         "end_time": {"type": "str"},
         "window_minutes": {"type": "int", "default": 60},
     }
-    spec.update(aws_argument_spec())
-    return spec
 
 
 def parse_time(name: str, text: str) -> datetime:
@@ -303,16 +296,16 @@ def build_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def get_metric_data(
     cloudwatch: Any, queries: list[dict[str, Any]], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
-    """All pages of GetMetricData, merged per id, points sorted oldest first."""
+    """All pages of GetMetricData, merged per id, points sorted oldest first.
+
+    A series whose points span pages comes back once per page (each with its
+    own status); the pages are merged per id.
+    """
     merged: dict[str, dict[str, Any]] = {}
-    kwargs: dict[str, Any] = {
-        "MetricDataQueries": queries,
-        "StartTime": start,
-        "EndTime": end,
-        "ScanBy": "TimestampAscending",
-    }
-    while True:
-        response = cloudwatch.get_metric_data(**kwargs)
+    pages = cloudwatch.get_paginator("get_metric_data").paginate(
+        MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending"
+    )
+    for response in pages:
         for result in response.get("MetricDataResults", []):
             entry = merged.setdefault(
                 result["Id"],
@@ -329,10 +322,6 @@ def get_metric_data(
                 entry["points"][stamp] = float(value)
             entry["status"].append(result.get("StatusCode", "Complete"))
             entry["messages"].extend(m.get("Value", "") for m in result.get("Messages", []))
-        token = response.get("NextToken")
-        if not token:
-            break
-        kwargs["NextToken"] = token
     series = []
     for q in queries:
         if not q["ReturnData"]:
@@ -356,23 +345,17 @@ def get_metric_data(
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
-        required_together=AWS_REQUIRED_TOGETHER,
-        supports_check_mode=True,
-    )
-    require_boto3(module)
+    module = FilesearchAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
         start, end = window(module.params)
         queries = build_queries(module.params["queries"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    cloudwatch = aws_client(module, "cloudwatch")
+    cloudwatch = module.client("cloudwatch")
     try:
         series = get_metric_data(cloudwatch, queries, start, end)
     except BOTO_ERRORS as exc:
-        fail_aws(module, exc, "Cannot read the metric data")
+        module.fail_json_aws(exc, msg="Cannot read the metric data")
     module.exit_json(changed=False, start_time=iso(start), end_time=iso(end), series=series)
 
 

@@ -50,6 +50,8 @@ options:
       - C(auto) is C(sigv4) for an Amazon OpenSearch Service domain (hostname C(*.es.amazonaws.com),
         C(*.es.amazonaws.com.cn) or C(*.aos.<region>.on.aws)), C(basic) when O(opensearch_username)
         is given, C(none) otherwise.
+      - C(sigv4) signs with the task's AWS credentials (O(access_key)/O(secret_key)/O(session_token)
+        or O(profile), else boto3's credential chain) for O(region).
     type: str
     choices: [auto, sigv4, basic, none]
     default: auto
@@ -60,7 +62,9 @@ options:
     description: Password for O(opensearch_auth=basic).
     type: str
 extends_documentation_fragment:
-  - filesearch_aws
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
@@ -139,19 +143,9 @@ errors:
 import contextlib
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.filesearch_aws import (
-    AWS_MUTUALLY_EXCLUSIVE,
-    AWS_REQUIRED_TOGETHER,
-    BOTO_ERRORS,
-    aws_argument_spec,
-    aws_client,
-    fail_aws,
-    require_boto3,
-    require_filesearch_worker,
-)
+from ansible.module_utils.filesearch import BOTO_ERRORS, FilesearchAWSModule
 
-with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
+with contextlib.suppress(ImportError):  # reported by module.require_filesearch_worker()
     from filesearch_worker.config import resolve_opensearch_auth
     from filesearch_worker.errors import TransientError
     from filesearch_worker.index import Indexer
@@ -159,7 +153,8 @@ with contextlib.suppress(ImportError):  # reported by require_filesearch_worker(
 
 
 def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    """The module's own options (AnsibleAWSModule adds the common AWS ones)."""
+    return {
         "bucket": {"type": "str", "required": True},
         "date": {"type": "str"},
         "limit": {"type": "int"},
@@ -174,19 +169,15 @@ def argument_spec() -> dict[str, Any]:
         "opensearch_username": {"type": "str"},
         "opensearch_password": {"type": "str", "no_log": True},
     }
-    spec.update(aws_argument_spec())
-    return spec
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = FilesearchAWSModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
-        required_together=[*AWS_REQUIRED_TOGETHER, ["opensearch_username", "opensearch_password"]],
+        required_together=[["opensearch_username", "opensearch_password"]],
         supports_check_mode=True,
     )
-    require_boto3(module)
-    require_filesearch_worker(module)
+    module.require_filesearch_worker()
     p = module.params
     try:
         if p["date"]:
@@ -197,19 +188,19 @@ def main() -> None:
         if p[option] is not None and p[option] < 1:
             module.fail_json(msg=f"{option} must be >= 1, got {p[option]}")
 
-    s3 = aws_client(module, "s3")
+    s3 = module.client("s3")
     region = p["region"] or getattr(s3.meta, "region_name", None) or "us-east-1"
+    auth = resolve_opensearch_auth(
+        p["opensearch_auth"], p["opensearch_endpoint"], username=p["opensearch_username"] or ""
+    )
     indexer = Indexer.for_endpoint(
         p["opensearch_endpoint"],
         p["opensearch_index"],
-        auth=resolve_opensearch_auth(
-            p["opensearch_auth"],
-            p["opensearch_endpoint"],
-            username=p["opensearch_username"] or "",
-        ),
+        auth=auth,
         region=region,
         username=p["opensearch_username"] or "",
         password=p["opensearch_password"] or "",
+        credentials=module.signing_credentials() if auth == "sigv4" else None,
     )
     store = RetryStore(s3, p["bucket"])
     try:
@@ -223,7 +214,7 @@ def main() -> None:
     except TransientError as exc:
         module.fail_json(msg=f"Replay not started: {exc}", error_code=exc.error_type)
     except BOTO_ERRORS as exc:
-        fail_aws(module, exc, f"Cannot read the retry store in s3://{p['bucket']}")
+        module.fail_json_aws(exc, msg=f"Cannot read the retry store in s3://{p['bucket']}")
     result = report.as_dict()
     result["not_replayed"] = result.pop("failed")  # "failed" is Ansible's task status
     if module.check_mode:

@@ -20,8 +20,11 @@ description:
   - A message is only ever deleted after a confirmed write somewhere else (index, retry store,
     source queue or archive). What cannot be settled now stays in the DLQ, is made visible
     again when the run ends, and is counted as C(released).
-  - Check mode is the dry run; it classifies and counts what it would do, changes nothing, and the
-    messages it looked at become visible again at once.
+  - Check mode is the dry run - it classifies and counts what it would do. It is not free of
+    effects - it receives the messages to classify them, so SQS counts a receive for each (their
+    C(ApproximateReceiveCount) goes up by one), and it keeps the messages it received hidden from
+    other consumers while the run lasts, then makes them visible again (visibility 0) when it ends.
+    It writes, sends, archives and deletes nothing. See RV(dry_run).
   - An empty DLQ gives C(changed=false), so a second run after a complete one changes nothing.
 version_added: "1.0.0"
 author:
@@ -72,6 +75,8 @@ options:
       - C(auto) is C(sigv4) for an Amazon OpenSearch Service domain's hostname
         (C(*.es.amazonaws.com), C(*.aos.<region>.on.aws)), C(basic) when a user name is
         given, and C(none) otherwise.
+      - C(sigv4) signs with the task's AWS credentials (O(access_key)/O(secret_key)/O(session_token)
+        or O(profile), else boto3's credential chain) for O(region).
     type: str
     choices: [auto, sigv4, basic, none]
     default: auto
@@ -122,11 +127,23 @@ options:
     type: int
     default: 5
 extends_documentation_fragment:
-  - filesearch_aws
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
 attributes:
   check_mode:
-    support: full
-    description: The dry run; messages looked at become visible again at once.
+    support: partial
+    description: The dry run; classifies and counts what would be done.
+    details:
+      - A dry run still receives the DLQ's messages to classify them, so SQS counts a receive for
+        each - their C(ApproximateReceiveCount) goes up by one (it counts towards a
+        C(maxReceiveCount) of the DLQ's own RedrivePolicy, if it has one).
+      - The messages it received stay hidden from other consumers only while the run lasts
+        (O(visibility_timeout) at most) and are made visible again (visibility 0) when it ends.
+      - It writes, sends, archives and deletes nothing (no index, retry store, source queue or
+        archive write).
+      - With O(strategy=native) a dry run receives nothing; it reads the queue and its move tasks
+        and reports whether it would start one.
   diff_mode:
     support: none
     description: Counts per outcome are the report; there is no before/after document.
@@ -188,7 +205,12 @@ strategy:
   type: str
   sample: reindex
 dry_run:
-  description: True in check mode.
+  description:
+    - True in check mode (the dry run).
+    - A dry run receives the messages it classifies, so their C(ApproximateReceiveCount) goes up by
+      one; it keeps them hidden only while the run lasts and makes them visible again (visibility 0)
+      when it ends. It writes, sends, archives and deletes nothing.
+    - With O(strategy=native) a dry run receives nothing (it reads the queue and its move tasks).
   returned: always
   type: bool
   sample: false
@@ -306,25 +328,17 @@ msg:
 import contextlib
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.filesearch_aws import (
-    AWS_MUTUALLY_EXCLUSIVE,
-    AWS_REQUIRED_TOGETHER,
-    BOTO_ERRORS,
-    aws_argument_spec,
-    aws_client,
-    fail_aws,
-    require_boto3,
-    require_filesearch_worker,
-)
+from ansible.module_utils.filesearch import BOTO_ERRORS, FilesearchAWSModule
 
-with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
+with contextlib.suppress(ImportError):  # reported by module.require_filesearch_worker()
     from filesearch_worker.config import Settings
     from filesearch_worker.dlq import RecoveryError, RecoveryOptions, recover
+    from filesearch_worker.index import Indexer
 
 
 def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    """The module's own options (AnsibleAWSModule adds the common AWS ones)."""
+    return {
         "dlq": {"type": "str", "required": True},
         "queue": {"type": "str"},
         "strategy": {
@@ -353,15 +367,12 @@ def argument_spec() -> dict[str, Any]:
         "wait_time_seconds": {"type": "int", "default": 1},
         "sample_size": {"type": "int", "default": 5},
     }
-    spec.update(aws_argument_spec())
-    return spec
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = FilesearchAWSModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
-        required_together=[*AWS_REQUIRED_TOGETHER, ["opensearch_username", "opensearch_password"]],
+        required_together=[["opensearch_username", "opensearch_password"]],
         required_if=[
             ("strategy", "reindex", ["bucket"]),
             ("strategy", "redrive", ["bucket"]),
@@ -369,8 +380,7 @@ def main() -> None:
         ],
         supports_check_mode=True,
     )
-    require_boto3(module)
-    require_filesearch_worker(module)
+    module.require_filesearch_worker()
     p = module.params
     options = RecoveryOptions(
         strategy=p["strategy"],
@@ -388,8 +398,8 @@ def main() -> None:
     )
     # recover() validates the options and what each strategy needs; errors come back
     # as RecoveryError with the report of what was done before them.
-    sqs = aws_client(module, "sqs")
-    s3 = aws_client(module, "s3")
+    sqs = module.client("sqs")
+    s3 = module.client("s3")
     settings = Settings(
         s3_bucket=p["bucket"] or "",
         opensearch_endpoint=p["opensearch_endpoint"] or "",
@@ -401,12 +411,22 @@ def main() -> None:
         concurrency=min(64, p["threads"] * 2),  # the processor's download/extract pool
         metrics="off",
     )
+    indexer = None
+    if settings.opensearch_endpoint and p["strategy"] != "native":
+        # built here, not by recover(): SigV4 must sign with the task's credentials
+        indexer = Indexer.from_settings(
+            settings,
+            credentials=module.signing_credentials()
+            if settings.effective_auth() == "sigv4"
+            else None,
+        )
     try:
         report = recover(
             settings,
             options,
             sqs=sqs,
             s3=s3,
+            indexer=indexer,
             dlq_url=p["dlq"],
             source_queue_url=p["queue"],
         )
@@ -414,10 +434,12 @@ def main() -> None:
         partial = exc.report.to_dict() if exc.report else {}
         changed = bool(exc.report and exc.report.changed and not module.check_mode)
         if isinstance(exc.__cause__, BOTO_ERRORS):  # keep the AWS error code
-            fail_aws(module, exc.__cause__, "DLQ recovery failed", changed=changed, **partial)
+            module.fail_json_aws(
+                exc.__cause__, msg="DLQ recovery failed", changed=changed, **partial
+            )
         module.fail_json(msg=f"DLQ recovery failed: {exc}", changed=changed, **partial)
     except BOTO_ERRORS as exc:
-        fail_aws(module, exc, "DLQ recovery failed")
+        module.fail_json_aws(exc, msg="DLQ recovery failed")
     result = report.to_dict()
     if report.counts["released"]:
         module.warn(f"{report.counts['released']} message(s) could not be settled now; rerun later")

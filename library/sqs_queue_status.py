@@ -100,7 +100,9 @@ options:
     type: int
     default: 20
 extends_documentation_fragment:
-  - filesearch_aws
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
@@ -301,19 +303,9 @@ capacity:
 import contextlib
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.filesearch_aws import (
-    AWS_MUTUALLY_EXCLUSIVE,
-    AWS_REQUIRED_TOGETHER,
-    BOTO_ERRORS,
-    aws_argument_spec,
-    aws_client,
-    fail_aws,
-    require_boto3,
-    require_filesearch_worker,
-)
+from ansible.module_utils.filesearch import BOTO_ERRORS, FilesearchAWSModule
 
-with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
+with contextlib.suppress(ImportError):  # reported by module.require_filesearch_worker()
     from filesearch_worker.queue_status import (
         CapacityPlan,
         Thresholds,
@@ -323,7 +315,8 @@ with contextlib.suppress(ImportError):  # reported by require_filesearch_worker(
 
 
 def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    """The module's own options (AnsibleAWSModule adds the common AWS ones)."""
+    return {
         "queue": {"type": "str", "required": True},
         "dlq": {"type": "str"},
         "max_visible": {"type": "int"},
@@ -341,19 +334,11 @@ def argument_spec() -> dict[str, Any]:
         "min_workers": {"type": "int", "default": 2},
         "max_workers": {"type": "int", "default": 20},
     }
-    spec.update(aws_argument_spec())
-    return spec
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
-        required_together=AWS_REQUIRED_TOGETHER,
-        supports_check_mode=True,
-    )
-    require_boto3(module)
-    require_filesearch_worker(module)
+    module = FilesearchAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module.require_filesearch_worker()
     p = module.params
     for option in ("max_visible", "max_in_flight", "max_dlq", "max_oldest_age_seconds"):
         if p[option] is not None and p[option] < 0:
@@ -373,9 +358,9 @@ def main() -> None:
             plan.check()
         except ValueError as exc:
             module.fail_json(msg=str(exc))
-    sqs = aws_client(module, "sqs")
+    sqs = module.client("sqs")
     wants_rate = plan is not None and plan.rate_window_minutes > 0
-    cloudwatch = aws_client(module, "cloudwatch") if p["cloudwatch_age"] or wants_rate else None
+    cloudwatch = module.client("cloudwatch") if p["cloudwatch_age"] or wants_rate else None
     limits = Thresholds(
         max_visible=p["max_visible"],
         max_in_flight=p["max_in_flight"],
@@ -391,7 +376,7 @@ def main() -> None:
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     except BOTO_ERRORS as exc:
-        fail_aws(module, exc, f"Cannot read queue {p['queue']}")
+        module.fail_json_aws(exc, msg=f"Cannot read queue {p['queue']}")
     for warning in report.warnings:
         module.warn(warning)
     result = report.to_dict()

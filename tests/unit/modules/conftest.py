@@ -1,21 +1,25 @@
 """Fixtures for the unit tests of the modules in library/.
 
-The modules import their shared code as ``ansible.module_utils.filesearch_aws``;
+The modules import their shared code as ``ansible.module_utils.filesearch``;
 Ansible finds it through ansible.cfg's ``module_utils`` when it runs a module,
 and these tests put the same directory on ``ansible.module_utils.__path__``.
-AnsibleModule.exit_json/fail_json are patched to raise, and arguments are set
-with ``ansible.module_utils.testing.patch_module_args``.
+AnsibleModule.exit_json/fail_json are patched to raise (AnsibleAWSModule calls
+them), and arguments are set with ``ansible.module_utils.testing.patch_module_args``.
 """
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
+import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 from unittest import mock
 
 import ansible.module_utils
@@ -100,13 +104,42 @@ def run_module() -> Iterator[RunModule]:
     yield run
 
 
+def use_client(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
+    """Make every ``module.client(service)`` of the modules return ``client``."""
+    from ansible.module_utils.filesearch import FilesearchAWSModule
+
+    monkeypatch.setattr(FilesearchAWSModule, "client", lambda self, service, *a, **k: client)
+
+
+@pytest.fixture
+def without_boto3(monkeypatch: pytest.MonkeyPatch) -> None:
+    """amazon.aws's boto3 check sees no boto3 (AnsibleAWSModule fails at once)."""
+    from ansible_collections.amazon.aws.plugins.module_utils import botocore
+
+    monkeypatch.setattr(botocore, "HAS_BOTO3", False)
+
+
+@pytest.fixture
+def without_filesearch_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The filesearch_worker presence check fails."""
+    from ansible.module_utils import filesearch
+
+    monkeypatch.setattr(filesearch, "HAS_FILESEARCH_WORKER", False)
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in-process, with fake credentials and no endpoint override from the caller's env."""
     from moto import mock_aws
 
     for var in list(os.environ):
-        if var.startswith("AWS_ENDPOINT_URL") or var in ("AWS_PROFILE", "AWS_CONFIG_FILE"):
+        if var.startswith("AWS_ENDPOINT_URL") or var in (
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_CONFIG_FILE",
+            "AWS_URL",  # amazon.aws's endpoint_url fallback
+            "AWS_SESSION_TOKEN",
+        ):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -116,3 +149,55 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with mock_aws():
         yield
+
+
+class _OpenSearchRecorder(http.server.BaseHTTPRequestHandler):
+    """Answers like an empty OpenSearch and records each request's path and headers."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def _answer(self, body: dict[str, Any]) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._answer({"version": {"number": "2.11.0"}})
+
+    def do_POST(self) -> None:
+        if self.path.split("?")[0].endswith("/_mget"):
+            self._answer({"docs": []})
+        else:
+            self._answer({"took": 0, "errors": False, "items": []})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class Recorder:
+    """The stand-in OpenSearch's URL and the requests it received."""
+
+    url: str
+    requests: list[dict[str, str]]
+
+    def authorizations(self) -> list[str]:
+        return [r.get("authorization", "") for r in self.requests]
+
+
+@pytest.fixture
+def opensearch_recorder() -> Iterator[Recorder]:
+    """An HTTP server on 127.0.0.1 standing in for an empty OpenSearch, recording requests."""
+    _OpenSearchRecorder.seen = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _OpenSearchRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Recorder(f"http://127.0.0.1:{server.server_address[1]}", _OpenSearchRecorder.seen)
+    server.shutdown()
+    server.server_close()

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import AnsibleFailJson, RunModule, load_module
+from .conftest import AnsibleFailJson, RunModule, load_module, use_client
 
 MOD = load_module("cloudwatch_dashboard")
 
@@ -110,7 +110,7 @@ def test_aws_error_has_its_code(
         raise ClientError(error, "PutDashboard")  # type: ignore[arg-type]
 
     monkeypatch.setattr(client, "put_dashboard", reject)
-    monkeypatch.setattr(MOD, "aws_client", lambda module, service: client)
+    use_client(monkeypatch, client)
     with pytest.raises(AnsibleFailJson) as failed:
         run_module(MOD, {"name": "d1", "body": BODY})
     result = failed.value.result
@@ -132,16 +132,13 @@ def test_read_error_other_than_not_found_fails(
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetDashboard")
 
     monkeypatch.setattr(client, "get_dashboard", deny)
-    monkeypatch.setattr(MOD, "aws_client", lambda module, service: client)
+    use_client(monkeypatch, client)
     with pytest.raises(AnsibleFailJson, match="Cannot read dashboard d1: AccessDenied"):
         run_module(MOD, {"name": "d1", "body": BODY})
 
 
-def test_missing_boto3(run_module: RunModule, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible.module_utils import filesearch_aws
-
-    monkeypatch.setattr(filesearch_aws, "HAS_BOTO3", False)
-    with pytest.raises(AnsibleFailJson, match=r"required Python library \(boto3\)"):
+def test_missing_boto3(run_module: RunModule, without_boto3: None) -> None:
+    with pytest.raises(AnsibleFailJson, match=r"required Python library \(botocore and boto3\)"):
         run_module(MOD, {"name": "d1", "body": BODY})
 
 
@@ -157,5 +154,5 @@ def test_localstack_style_not_found_counts_as_absent(
         raise ClientError(error, "GetDashboard")  # type: ignore[arg-type]
 
     monkeypatch.setattr(client, "get_dashboard", missing)
-    monkeypatch.setattr(MOD, "aws_client", lambda module, service: client)
+    use_client(monkeypatch, client)
     assert run_module(MOD, {"name": "d1", "state": "absent"})["changed"] is False

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from .conftest import AnsibleFailJson, RunModule, load_module
+from .conftest import AnsibleFailJson, RunModule, load_module, use_client
 
 MOD = load_module("cloudwatch_metric_data")
 END = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
@@ -98,3 +98,80 @@ def test_bad_queries_are_refused(
 def test_duplicate_ids_are_refused(aws: None, run_module: RunModule) -> None:
     with pytest.raises(AnsibleFailJson, match="used twice"):
         run_module(MOD, {"queries": [depth_query("q", "a"), depth_query("q", "b")]})
+
+
+def test_every_page_is_read_with_the_paginator_and_merged_per_series(
+    aws: None, run_module: RunModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto answers in one page; the Stubber gives two, as CloudWatch does for long windows
+    from botocore.stub import ANY, Stubber
+
+    cloudwatch = boto3.client("cloudwatch")
+    start = END - timedelta(hours=1)
+    queries = [depth_query("queue", "q-main"), depth_query("dlq", "q-dlq")]
+    expected = {
+        "MetricDataQueries": ANY,
+        "StartTime": ANY,
+        "EndTime": ANY,
+        "ScanBy": "TimestampAscending",
+    }
+    minute = timedelta(minutes=1)
+    stub = Stubber(cloudwatch)
+    stub.add_response(
+        "get_metric_data",
+        {
+            "MetricDataResults": [
+                {
+                    "Id": "queue",
+                    "Label": "depth",
+                    "Timestamps": [start + minute, start + 2 * minute],
+                    "Values": [1.0, 2.0],
+                    "StatusCode": "PartialData",
+                },
+                {"Id": "dlq", "Label": "dlq depth", "StatusCode": "PartialData"},
+            ],
+            "NextToken": "page-2",
+        },
+        expected,
+    )
+    stub.add_response(
+        "get_metric_data",
+        {
+            "MetricDataResults": [
+                {
+                    "Id": "queue",
+                    "Label": "depth",
+                    "Timestamps": [start + 3 * minute],
+                    "Values": [3.0],
+                    "StatusCode": "Complete",
+                },
+                {
+                    "Id": "dlq",
+                    "Label": "dlq depth",
+                    "Timestamps": [start + 3 * minute],
+                    "Values": [7.0],
+                    "StatusCode": "Complete",
+                },
+            ]
+        },
+        {**expected, "NextToken": "page-2"},
+    )
+    use_client(monkeypatch, cloudwatch)
+    with stub:
+        result = run_module(
+            MOD,
+            {
+                "start_time": start.isoformat(),
+                "end_time": END.isoformat(),
+                "queries": queries,
+            },
+        )
+        stub.assert_no_pending_responses()
+    queue, dlq = result["series"]
+    assert queue["values"] == [1.0, 2.0, 3.0]
+    assert queue["timestamps"] == [
+        "2026-11-23T19:01:00Z",
+        "2026-11-23T19:02:00Z",
+        "2026-11-23T19:03:00Z",
+    ]
+    assert dlq["values"] == [7.0] and dlq["label"] == "dlq depth"

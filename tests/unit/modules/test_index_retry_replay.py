@@ -11,7 +11,7 @@ import pytest
 from filesearch_worker.documents import tombstone
 from filesearch_worker.retry_store import RetryStore
 
-from .conftest import AnsibleFailJson, RunModule, load_module
+from .conftest import AnsibleFailJson, Recorder, RunModule, load_module
 from .test_sqs_dlq_recover import FakeIndexer
 
 MOD = load_module("index_retry_replay")
@@ -130,17 +130,32 @@ def test_missing_bucket_has_error_code(
     assert failed.value.result["error_code"] == "NoSuchBucket"
 
 
-def test_missing_worker_package(run_module: RunModule, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible.module_utils import filesearch_aws
-
-    monkeypatch.setattr(filesearch_aws, "HAS_FILESEARCH_WORKER", False)
+def test_missing_worker_package(run_module: RunModule, without_filesearch_worker: None) -> None:
     with pytest.raises(AnsibleFailJson, match=r"filesearch-worker \(pip install files/worker\)"):
         run_module(MOD, args())
 
 
-def test_missing_boto3(run_module: RunModule, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible.module_utils import filesearch_aws
-
-    monkeypatch.setattr(filesearch_aws, "HAS_BOTO3", False)
-    with pytest.raises(AnsibleFailJson, match=r"required Python library \(boto3\)"):
+def test_missing_boto3(run_module: RunModule, without_boto3: None) -> None:
+    with pytest.raises(AnsibleFailJson, match=r"required Python library \(botocore and boto3\)"):
         run_module(MOD, args())
+
+
+def test_sigv4_signs_with_the_tasks_keys(
+    run_module: RunModule, aws: None, opensearch_recorder: Recorder
+) -> None:
+    # the environment holds other keys (testing): the task's access_key must sign
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    RetryStore(s3, BUCKET).put({"file_key": "a.txt"}, "a.txt", "down", now=DAY1)
+    task = args(
+        opensearch_endpoint=opensearch_recorder.url,
+        opensearch_auth="sigv4",
+        aws_access_key_id="AKIDTASKKEY",
+        aws_secret_access_key="task-secret",
+    )
+    with pytest.raises(AnsibleFailJson, match="not replayed"):  # the stand-in indexes nothing
+        run_module(MOD, task)
+    signed = opensearch_recorder.authorizations()
+    assert signed, "OpenSearch was not called"
+    assert all(h.startswith("AWS4-HMAC-SHA256 Credential=AKIDTASKKEY/") for h in signed)
+    assert all("/us-east-1/es/aws4_request" in h for h in signed)

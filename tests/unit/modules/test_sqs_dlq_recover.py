@@ -16,7 +16,7 @@ import pytest
 from filesearch_worker.errors import TransientError
 from filesearch_worker.events import s3_event_body
 
-from .conftest import AnsibleFailJson, RunModule, load_module
+from .conftest import AnsibleFailJson, Recorder, RunModule, load_module
 
 MOD = load_module("sqs_dlq_recover")
 BUCKET = "t-files"
@@ -55,7 +55,7 @@ def index(monkeypatch: pytest.MonkeyPatch) -> FakeIndexer:
 
     from filesearch_worker.index import Indexer
 
-    def from_settings(cls: type, settings: Any) -> FakeIndexer:
+    def from_settings(cls: type, settings: Any, **_kwargs: Any) -> FakeIndexer:
         return fake if settings.opensearch_endpoint else Indexer(None, "i", skip=True)
 
     monkeypatch.setattr(Indexer, "from_settings", classmethod(from_settings))
@@ -356,17 +356,36 @@ def test_redrive_without_a_single_source_fails(
         run_module(MOD, args(strategy="redrive"))
 
 
-def test_missing_boto3(run_module: RunModule, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible.module_utils import filesearch_aws
-
-    monkeypatch.setattr(filesearch_aws, "HAS_BOTO3", False)
-    with pytest.raises(AnsibleFailJson, match=r"required Python library \(boto3\)"):
+def test_missing_boto3(run_module: RunModule, without_boto3: None) -> None:
+    with pytest.raises(AnsibleFailJson, match=r"required Python library \(botocore and boto3\)"):
         run_module(MOD, args())
 
 
-def test_missing_worker_package(run_module: RunModule, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible.module_utils import filesearch_aws
-
-    monkeypatch.setattr(filesearch_aws, "HAS_FILESEARCH_WORKER", False)
+def test_missing_worker_package(run_module: RunModule, without_filesearch_worker: None) -> None:
     with pytest.raises(AnsibleFailJson, match=r"filesearch-worker \(pip install files/worker\)"):
         run_module(MOD, args())
+
+
+def test_sigv4_dedupe_signs_with_the_tasks_keys(
+    run_module: RunModule, aws: None, opensearch_recorder: Recorder
+) -> None:
+    # the environment holds other keys (testing): the task's access_key must sign the multi-get
+    sqs = boto3.client("sqs")
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    dlq = sqs.create_queue(QueueName="t-dlq")["QueueUrl"]
+    sqs.send_message(QueueUrl=dlq, MessageBody=event("a/1.txt"))
+    result = run_module(
+        MOD,
+        args(
+            strategy="archive-only",
+            threads=1,
+            opensearch_endpoint=opensearch_recorder.url,
+            opensearch_auth="sigv4",
+            access_key="AKIDTASKKEY",
+            secret_key="task-secret",
+        ),
+    )
+    assert result["counts"]["archived"] == 1
+    signed = [r["authorization"] for r in opensearch_recorder.requests if "_mget" in r["path"]]
+    assert signed, "the multi-get did not reach OpenSearch"
+    assert all(h.startswith("AWS4-HMAC-SHA256 Credential=AKIDTASKKEY/") for h in signed)

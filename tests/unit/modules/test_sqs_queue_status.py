@@ -115,33 +115,32 @@ def test_bad_arn_is_rejected(run_module: RunModule, aws: None) -> None:
         run_module(MOD, {"queue": "arn:aws:s3:::bucket"})
 
 
-def test_missing_boto3(run_module: RunModule, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible.module_utils import filesearch_aws
-
-    monkeypatch.setattr(filesearch_aws, "HAS_BOTO3", False)
-    with pytest.raises(
-        AnsibleFailJson, match=r"Failed to import the required Python library \(boto3\)"
-    ):
+def test_missing_boto3(run_module: RunModule, without_boto3: None) -> None:
+    missing = r"Failed to import the required Python library \(botocore and boto3\)"
+    with pytest.raises(AnsibleFailJson, match=missing):
         run_module(MOD, {"queue": "t-main"})
 
 
-def test_missing_worker_package(run_module: RunModule, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible.module_utils import filesearch_aws
-
-    monkeypatch.setattr(filesearch_aws, "HAS_FILESEARCH_WORKER", False)
+def test_missing_worker_package(run_module: RunModule, without_filesearch_worker: None) -> None:
     with pytest.raises(AnsibleFailJson, match=r"filesearch-worker \(pip install files/worker\)"):
         run_module(MOD, {"queue": "t-main"})
 
 
 def test_profile_and_keys_are_mutually_exclusive(run_module: RunModule, aws: None) -> None:
-    with pytest.raises(AnsibleFailJson, match="mutually exclusive"):
+    with pytest.raises(AnsibleFailJson, match="Passing both a profile and access tokens"):
         run_module(MOD, {"queue": "q", "profile": "p", "access_key": "a", "secret_key": "s"})
 
 
-def test_unknown_profile_fails_with_its_error_name(run_module: RunModule, aws: None) -> None:
+def test_unknown_profile_fails_with_its_error_name(
+    run_module: RunModule, aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # amazon.aws also reads the keys from the environment, and refuses them with a profile
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(AnsibleFailJson) as failed:
         run_module(MOD, {"queue": "q", "profile": "no-such-profile"})
     assert failed.value.result["error_code"] == "ProfileNotFound"
+    assert "ProfileNotFound" in failed.value.result["msg"]
 
 
 def test_age_from_cloudwatch(run_module: RunModule, queues: Any) -> None:
