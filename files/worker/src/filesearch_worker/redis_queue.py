@@ -44,6 +44,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from .backends import QueueSample
 
 if TYPE_CHECKING:
@@ -437,6 +439,9 @@ class Recovery:
     skipped_finished: list[str] = field(default_factory=list)
     skipped_alive: list[str] = field(default_factory=list)
     unroutable: list[dict[str, Any]] = field(default_factory=list)
+    #: a batch Redis refused (its script checks every key before writing: that batch moved
+    #: nothing); the run stops there, what earlier batches moved is in ``moved``
+    error: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -463,6 +468,7 @@ class Recovery:
             "skipped_alive": list(self.skipped_alive),
             "unroutable": list(self.unroutable),
             "counts": self.counts(),
+            "error": self.error,
         }
 
 
@@ -511,7 +517,11 @@ def recover_stuck(
         for job in batch:
             keys += [layout.heartbeat_key(job.id), str(job.queue)]
         args: list[Any] = [layout.stale_after_seconds, push, *(job.id for job in batch)]
-        statuses = script(keys=keys, args=args)
+        try:
+            statuses = script(keys=keys, args=args)
+        except ResponseError as exc:
+            result.error = str(exc)
+            return result
         for job, status in zip(batch, statuses, strict=True):
             outcome = _text(status)
             if outcome == "moved":
