@@ -79,6 +79,8 @@ options:
       - C(auto) is C(sigv4) for an Amazon OpenSearch Service domain (hostname C(*.es.amazonaws.com),
         C(*.es.amazonaws.com.cn) or C(*.aos.<region>.on.aws)) and C(none) otherwise; or C(sigv4),
         C(none).
+      - C(sigv4) signs with the task's AWS credentials (O(access_key)/O(secret_key)/O(session_token)
+        or O(profile), else boto3's credential chain) for O(region).
     type: str
     choices: [auto, sigv4, none]
     default: auto
@@ -94,11 +96,21 @@ options:
     type: int
     default: 50
 extends_documentation_fragment:
-  - filesearch_aws
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
 attributes:
   check_mode:
-    support: full
-    description: Nothing is uploaded, sent or deleted in check mode; the plan is returned.
+    support: partial
+    description: Nothing is uploaded, sent, received, released or deleted in check mode.
+    details:
+      - O(state=run) returns the plan (C(changed=true)) and touches nothing.
+      - O(state=cleanup) only reads - it lists the run's objects and retry-store entries and looks
+        its documents up in the index, and returns their counts in RV(would_remove).
+      - It does not look into O(queue) or O(dlq) - SQS can only show a message by receiving it,
+        which would raise its C(ApproximateReceiveCount) and hide it from the workers - so the
+        run's messages left there are not counted, and C(changed) is true only when objects,
+        retry-store entries or documents are left.
   diff_mode:
     support: none
     description: No diff.
@@ -215,11 +227,17 @@ table:
   elements: str
   sample: ["files sent            50", "indexed               50"]
 removed:
-  description: What cleanup removed.
+  description: What cleanup removed (all zero in check mode).
   returned: state=cleanup
   type: dict
   sample:
     {"objects": 50, "retry_entries": 0, "documents": 50, "dlq_messages": 0, "queue_messages": 0}
+would_remove:
+  description:
+    - What cleanup would remove, from reads only; queued messages are not counted (see check mode).
+  returned: state=cleanup in check mode
+  type: dict
+  sample: {"objects": 50, "retry_entries": 0, "documents": 50}
 """
 
 import contextlib
@@ -229,19 +247,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.filesearch_aws import (
-    AWS_MUTUALLY_EXCLUSIVE,
-    AWS_REQUIRED_TOGETHER,
-    BOTO_ERRORS,
-    aws_argument_spec,
-    aws_client,
-    fail_aws,
-    require_boto3,
-    require_filesearch_worker,
-)
+from ansible.module_utils.filesearch import BOTO_ERRORS, FilesearchAWSModule
 
-with contextlib.suppress(ImportError):  # reported by require_filesearch_worker()
+with contextlib.suppress(ImportError):  # reported by module.require_filesearch_worker()
     from filesearch_worker.config import resolve_opensearch_auth
     from filesearch_worker.errors import TransientError
     from filesearch_worker.events import s3_event_body
@@ -262,7 +270,8 @@ _WORDS = [
 
 
 def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    """The module's own options (AnsibleAWSModule adds the common AWS ones)."""
+    return {
         "state": {"type": "str", "choices": ["run", "cleanup"], "default": "run"},
         "run_id": {"type": "str", "required": True},
         "queue": {"type": "str"},
@@ -282,8 +291,6 @@ def argument_spec() -> dict[str, Any]:
         "scan_queue": {"type": "bool", "default": False},
         "scan_batches": {"type": "int", "default": 50},
     }
-    spec.update(aws_argument_spec())
-    return spec
 
 
 # --- the load ------------------------------------------------------------------------
@@ -421,30 +428,38 @@ def table(result: dict[str, Any], count: int, size: int) -> list[str]:
     return [f"{name.ljust(width)}  {value}" for name, value in rows]
 
 
-def make_indexer(p: dict[str, Any]) -> Any:
-    """The workers' OpenSearch client, for one index."""
+def make_indexer(module: FilesearchAWSModule, region: str) -> Any:
+    """The workers' OpenSearch client, for one index; SigV4 with the task's credentials."""
+    p = module.params
+    auth = resolve_opensearch_auth(p["opensearch_auth"], p["opensearch_endpoint"])
     return Indexer.for_endpoint(
         p["opensearch_endpoint"],
         p["opensearch_index"],
-        auth=resolve_opensearch_auth(p["opensearch_auth"], p["opensearch_endpoint"]),
-        region=p.get("region") or "ap-northeast-1",
+        auth=auth,
+        region=region,
         timeout=30.0,
         failure_threshold=1000,
         cooldown=0.0,
+        credentials=module.signing_credentials() if auth == "sigv4" else None,
     )
 
 
-def run(module: AnsibleModule) -> dict[str, Any]:
+def region_of(module: FilesearchAWSModule, client: Any) -> str:
+    """The task's region (option, environment or profile), as the client resolved it."""
+    return str(module.params["region"] or client.meta.region_name or "us-east-1")
+
+
+def run(module: FilesearchAWSModule) -> dict[str, Any]:
     p = module.params
     count, size, timeout = p["count"], p["size_bytes"], p["timeout"]
     base = run_prefix(p["prefix"], p["run_id"])
     keys = run_keys(p["prefix"], p["run_id"], count)
     if module.check_mode:
         return {"changed": True, "run_id": p["run_id"], "msg": f"would send {count} files"}
-    s3 = aws_client(module, "s3")
-    sqs = aws_client(module, "sqs")
-    indexer = make_indexer(p)
-    region = s3.meta.region_name or "us-east-1"
+    s3 = module.client("s3")
+    sqs = module.client("sqs")
+    region = region_of(module, s3)
+    indexer = make_indexer(module, region)
     url = resolve_queue_url(sqs, p["queue"])
     t0 = time.monotonic()
     upload(s3, p["bucket"], keys, size)
@@ -542,10 +557,10 @@ def delete_documents(indexer: Any, ids: list[str]) -> int:
     return sum(1 for doc_id in present if indexer.delete(doc_id))
 
 
-def cleanup(module: AnsibleModule) -> dict[str, Any]:
+def cleanup(module: FilesearchAWSModule) -> dict[str, Any]:
     p = module.params
     base = run_prefix(p["prefix"], p["run_id"])
-    s3 = aws_client(module, "s3")
+    s3 = module.client("s3")
     objects = list_keys(s3, p["bucket"], base)
     days = [
         str(d["Prefix"])
@@ -555,7 +570,7 @@ def cleanup(module: AnsibleModule) -> dict[str, Any]:
         for d in page.get("CommonPrefixes", [])
     ]
     entries = [k for day in days for k in list_keys(s3, p["bucket"], f"{day}{base}")]
-    indexer = make_indexer(p)
+    indexer = make_indexer(module, region_of(module, s3))
     ids = objects or run_keys(p["prefix"], p["run_id"], p["count"])
     present = sorted(indexed_ids(indexer, ids))
     pending = bool(objects or entries or present)
@@ -563,14 +578,20 @@ def cleanup(module: AnsibleModule) -> dict[str, Any]:
     removed["dlq_messages"] = 0
     removed["queue_messages"] = 0
     if module.check_mode:
+        # reads only: the queues are not scanned (a receive raises ApproximateReceiveCount)
         return {
             "changed": pending,
             "run_id": p["run_id"],
             "removed": removed,
-            "msg": f"would remove {len(objects)} objects, {len(entries)} retry entries, "
-            f"{len(present)} documents and the run's queued messages",
+            "would_remove": {
+                "objects": len(objects),
+                "retry_entries": len(entries),
+                "documents": len(present),
+            },
+            "msg": f"would remove {len(objects)} objects, {len(entries)} retry entries and "
+            f"{len(present)} documents; queued messages are not looked at in check mode",
         }
-    sqs = aws_client(module, "sqs") if p["dlq"] or p["scan_queue"] else None
+    sqs = module.client("sqs") if p["dlq"] or p["scan_queue"] else None
     problems: list[str] = []
     if sqs is not None and p["scan_queue"]:
         removed["queue_messages"] = scan_queue(
@@ -592,15 +613,12 @@ def cleanup(module: AnsibleModule) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = FilesearchAWSModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
-        required_together=AWS_REQUIRED_TOGETHER,
         required_if=[("state", "run", ["queue"]), ("scan_queue", True, ["queue"])],
         supports_check_mode=True,
     )
-    require_boto3(module)
-    require_filesearch_worker(module)
+    module.require_filesearch_worker()
     p = module.params
     if not _RUN_ID.match(p["run_id"]):
         module.fail_json(
@@ -621,7 +639,7 @@ def main() -> None:
     try:
         result = run(module) if p["state"] == "run" else cleanup(module)
     except BOTO_ERRORS as exc:
-        fail_aws(module, exc, f"Stress test {p['run_id']} ({p['state']}) failed")
+        module.fail_json_aws(exc, msg=f"Stress test {p['run_id']} ({p['state']}) failed")
     except TransientError as exc:
         module.fail_json(msg=f"Stress test {p['run_id']} ({p['state']}): OpenSearch: {exc}")
     except ValueError as exc:  # a queue ARN that names no SQS queue

@@ -11,7 +11,7 @@ import pytest
 
 from filesearch_worker.events import parse_message, s3_event_body
 
-from .conftest import AnsibleFailJson, RunModule, load_module
+from .conftest import AnsibleFailJson, Recorder, RunModule, load_module
 
 MOD = load_module("sqs_stress_test")
 BASE = {
@@ -62,7 +62,7 @@ def test_run_counts_indexed_retry_stored_and_unaccounted(
 ) -> None:
     keys = MOD.run_keys("stress-test/", "r1", 5)
     fake = FakeIndexer(keys[:3])
-    monkeypatch.setattr(MOD, "make_indexer", lambda _p: fake)
+    monkeypatch.setattr(MOD, "make_indexer", lambda *_a: fake)
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     setup["s3"].put_object(Bucket="bucket-b", Key=f"retry-index/{day}/{keys[3]}.json", Body=b"{}")
     result = run_module(MOD, {**BASE, "queue": "q", "count": 5, "timeout": 2, "size_bytes": 64})
@@ -99,7 +99,7 @@ def test_cleanup_removes_only_the_runs_things(
     sqs.send_message(QueueUrl=setup["dlq"], MessageBody=s3_event_body("bucket-b", keys[1]))
     sqs.send_message(QueueUrl=setup["dlq"], MessageBody=s3_event_body("bucket-b", "other/x"))
     fake = FakeIndexer([keys[0], keys[2], "other/keep.txt"])
-    monkeypatch.setattr(MOD, "make_indexer", lambda _p: fake)
+    monkeypatch.setattr(MOD, "make_indexer", lambda *_a: fake)
     result = run_module(MOD, {**BASE, "state": "cleanup", "dlq": "q-dlq", "scan_batches": 5})
     assert result["changed"] is True
     assert result["removed"] == {
@@ -146,6 +146,81 @@ def test_check_mode_sends_nothing(setup: dict[str, Any], run_module: RunModule) 
     result = run_module(MOD, {**BASE, "queue": "q", "count": 3}, check_mode=True)
     assert result["changed"] is True
     assert "Contents" not in setup["s3"].list_objects_v2(Bucket="bucket-b")
+    assert queue_counts(setup["sqs"], setup["queue"]) == (0, 0)
+
+
+def queue_counts(sqs: Any, url: str) -> tuple[int, int]:
+    """(visible, in flight) of a queue."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attrs["ApproximateNumberOfMessages"]),
+        int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def test_cleanup_in_check_mode_reads_only(
+    setup: dict[str, Any], run_module: RunModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3, sqs = setup["s3"], setup["sqs"]
+    keys = MOD.run_keys("stress-test/", "r1", 3)
+    for key in keys:
+        s3.put_object(Bucket="bucket-b", Key=key, Body=b"x")
+    s3.put_object(Bucket="bucket-b", Key=f"retry-index/2026-11-22/{keys[0]}.json", Body=b"{}")
+    sqs.send_message(QueueUrl=setup["dlq"], MessageBody=s3_event_body("bucket-b", keys[1]))
+    sqs.send_message(QueueUrl=setup["queue"], MessageBody=s3_event_body("bucket-b", keys[2]))
+    fake = FakeIndexer([keys[0], keys[2]])
+    monkeypatch.setattr(MOD, "make_indexer", lambda *_a: fake)
+    cleanup = {**BASE, "state": "cleanup", "queue": "q", "dlq": "q-dlq", "scan_queue": True}
+    result = run_module(MOD, cleanup, check_mode=True)
+    assert result["changed"] is True
+    assert result["would_remove"] == {"objects": 3, "retry_entries": 1, "documents": 2}
+    assert set(result["removed"].values()) == {0}
+    listed = s3.list_objects_v2(Bucket="bucket-b")["Contents"]
+    assert len(listed) == 4  # the files and the retry entry are still there
+    assert fake.deleted == [] and fake.present == {keys[0], keys[2]}
+    for url in (setup["dlq"], setup["queue"]):
+        assert queue_counts(sqs, url) == (1, 0)  # visible, not held
+        got = sqs.receive_message(QueueUrl=url, AttributeNames=["ApproximateReceiveCount"])
+        assert got["Messages"][0]["Attributes"]["ApproximateReceiveCount"] == "1"  # never received
+
+
+def test_cleanup_check_mode_does_not_count_queued_messages(
+    setup: dict[str, Any], run_module: RunModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # documented (check_mode support partial): only a real cleanup scans the queues
+    keys = MOD.run_keys("stress-test/", "r1", 1)
+    setup["sqs"].send_message(QueueUrl=setup["dlq"], MessageBody=s3_event_body("bucket-b", keys[0]))
+    monkeypatch.setattr(MOD, "make_indexer", lambda *_a: FakeIndexer([]))
+    cleanup = {**BASE, "state": "cleanup", "dlq": "q-dlq", "scan_batches": 5}
+    checked = run_module(MOD, cleanup, check_mode=True)
+    assert checked["changed"] is False
+    assert "queued messages are not looked at in check mode" in checked["msg"]
+    done = run_module(MOD, cleanup)
+    assert done["changed"] is True and done["removed"]["dlq_messages"] == 1
+
+
+def test_sigv4_signs_with_the_tasks_keys(
+    setup: dict[str, Any], run_module: RunModule, opensearch_recorder: Recorder
+) -> None:
+    # the environment holds other keys (testing): the task's must sign the index lookups
+    task = {
+        **BASE,
+        "state": "cleanup",
+        "opensearch_endpoint": opensearch_recorder.url,
+        "opensearch_auth": "sigv4",
+        "access_key": "AKIDTASKKEY",
+        "secret_key": "task-secret",
+        "region": "ap-northeast-1",
+    }
+    result = run_module(MOD, task, check_mode=True)
+    assert result["changed"] is False
+    signed = opensearch_recorder.authorizations()
+    assert signed, "OpenSearch was not called"
+    assert all(h.startswith("AWS4-HMAC-SHA256 Credential=AKIDTASKKEY/") for h in signed)
+    assert all("/ap-northeast-1/es/aws4_request" in h for h in signed)
 
 
 class StubSqs:
@@ -212,7 +287,7 @@ def test_a_failed_send_call_counts_its_events_as_refused() -> None:
 def test_run_fails_when_sqs_accepts_no_event(
     setup: dict[str, Any], run_module: RunModule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(MOD, "make_indexer", lambda _p: FakeIndexer([]))
+    monkeypatch.setattr(MOD, "make_indexer", lambda *_a: FakeIndexer([]))
     monkeypatch.setattr(
         MOD, "send_events", lambda _sqs, _url, _b, keys, _s, _r: [(k, "AccessDenied") for k in keys]
     )
