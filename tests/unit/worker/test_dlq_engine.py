@@ -328,3 +328,53 @@ def test_dry_run_interrupted_in_the_main_thread_receives_nothing_after_its_relea
         with pytest.raises(KeyboardInterrupt):
             recover(settings, options, sqs=sqs, s3=s3, dlq_url=dlq, stop=stop)
     assert counts(sqs, dlq) == (9, 0)
+
+
+# -- the progress hook -------------------------------------------------------------------
+
+
+def test_progress_hook_is_called_after_each_batch(
+    setup: tuple[Settings, str], sqs: Any, s3: Any, bucket: str
+) -> None:
+    settings, dlq = setup
+    fill(sqs, dlq, bucket, indexed=0, junk=12)
+    calls: list[tuple[int, int | None]] = []
+    options = RecoveryOptions(
+        strategy="archive-only", threads=1, wait_time_seconds=0, batch_size=5, dedupe=False
+    )
+    report = recover(
+        settings,
+        options,
+        sqs=sqs,
+        s3=s3,
+        dlq_url=dlq,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert report.counts["archived"] == 12
+    assert calls == [(0, 12), (5, 12), (10, 12), (12, 12)]
+
+
+def test_progress_total_is_capped_by_the_limits(
+    setup: tuple[Settings, str], sqs: Any, s3: Any, bucket: str
+) -> None:
+    settings, dlq = setup
+    fill(sqs, dlq, bucket, indexed=0, junk=12)
+    calls: list[tuple[int, int | None]] = []
+    options = RecoveryOptions(
+        strategy="archive-only",
+        threads=1,
+        wait_time_seconds=0,
+        batch_size=4,
+        max_batches=2,
+        dedupe=False,
+        dry_run=True,
+    )
+    recover(
+        settings,
+        options,
+        sqs=sqs,
+        s3=s3,
+        dlq_url=dlq,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(0, 8), (4, 8), (8, 8)]

@@ -1,4 +1,11 @@
-"""``filesearch-worker run | health | recover-dlq | replay-retries``."""
+"""``filesearch-worker run | health | recover-dlq | replay-retries``.
+
+Output contract: results on stdout, everything else (errors, log lines,
+progress) on stderr. With ``--json`` (``recover-dlq``, ``health``; always for
+``replay-retries``) stdout is exactly one JSON object, also when the command
+fails after its arguments were parsed: then it carries ``error`` (and the
+partial report, if any). Exit codes: :data:`EXIT_CODES`.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +14,62 @@ import json
 import logging
 import signal
 import sys
+import textwrap
 import threading
-import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from filesearch_worker import __version__, logs
 from filesearch_worker.config import Settings
-from filesearch_worker.dlq import STRATEGIES, RecoveryError, RecoveryOptions, recover
+from filesearch_worker.dlq import (
+    STRATEGIES,
+    RecoveryConfigError,
+    RecoveryError,
+    RecoveryOptions,
+    recover,
+)
 from filesearch_worker.errors import TransientError
 from filesearch_worker.outcomes import Outcome
+from filesearch_worker.progress import MODES, progress_for
 
+#: Success: everything was done (``health``: every dependency answered).
 EXIT_OK = 0
+#: Runtime failure: a check failed, a dependency failed and the run stopped, or an
+#: unexpected error. Whatever was not settled is left where it was for a later run.
 EXIT_FAILED = 1
+#: Usage or configuration error (argparse's own code): bad arguments, a bad or missing
+#: environment variable, a queue that does not exist. Nothing was changed.
 EXIT_USAGE = 2
+#: Partial: the run completed but some messages (``recover-dlq``: released, failed
+#: deletes) or entries (``replay-retries``: failed, unreadable) are left for a later run.
+EXIT_PARTIAL = 3
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "runtime failure: a check failed, or a dependency failed and the run "
+    "stopped (what was not settled stays for a later run)",
+    EXIT_USAGE: "usage or configuration error: bad arguments or environment; nothing changed",
+    EXIT_PARTIAL: "partial: the run completed, but some messages or entries are left for a "
+    "later run (recover-dlq, replay-retries)",
+}
+EPILOG = "exit codes:\n" + "\n".join(
+    textwrap.fill(what, 76, initial_indent=f"  {code}  ", subsequent_indent="     ")
+    for code, what in EXIT_CODES.items()
+)
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 log = logging.getLogger(__name__)
+
+
+def _subparser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,32 +78,42 @@ def build_parser() -> argparse.ArgumentParser:
         prog="filesearch-worker",
         description="SQS -> S3 -> OpenSearch indexing worker with guaranteed settlement. "
         "Configured by environment variables (see docs/worker.md).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "--log-level", default=None, help="override LOG_LEVEL (debug, info, warning, error)"
+        "--log-level",
+        default=None,
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="override LOG_LEVEL (%(choices)s)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    sub.add_parser("run", help="run the worker until SIGTERM/SIGINT")
-    health = sub.add_parser("health", help="check SQS, S3 and OpenSearch; non-zero on failure")
+    _subparser(sub, "run", "run the worker until SIGTERM/SIGINT")
+    health = _subparser(sub, "health", "check SQS, S3 and OpenSearch; non-zero on failure")
     health.add_argument("-v", "--verbose", action="store_true", help="also print passing checks")
-    _recover_arguments(
-        sub.add_parser("recover-dlq", help="recover the DLQ (dedupe, reindex, archive)")
-    )
-    replay = sub.add_parser(
-        "replay-retries", help="re-index the retry store (retry-index/) into OpenSearch"
+    health.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _recover_arguments(_subparser(sub, "recover-dlq", "recover the DLQ (dedupe, reindex, archive)"))
+    replay = _subparser(
+        sub, "replay-retries", "re-index the retry store (retry-index/) into OpenSearch"
     )
     replay.add_argument("--date", help="only this day's entries (YYYY-MM-DD)")
     replay.add_argument("--limit", type=int, default=None, help="at most N entries")
     replay.add_argument("--dry-run", action="store_true", help="count entries, change nothing")
-    replay.add_argument(
-        "--progress",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="progress bar on stderr (auto: when stderr is a TTY)",
-    )
+    _progress_argument(replay)
     return parser
+
+
+def _progress_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        choices=MODES,
+        default="auto",
+        help="progress bar on stderr (auto: when stderr is a TTY; otherwise, and with never, "
+        "a progress log line every 10 s)",
+    )
 
 
 def _recover_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +126,12 @@ def _recover_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--messages-per-second", type=float, default=None, help="rate limit (default none)"
     )
-    parser.add_argument("--dry-run", action="store_true", help="classify and count, change nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="classify and count, change nothing (messages are received, hidden while the "
+        "run lasts, then made visible again)",
+    )
     parser.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -85,30 +147,35 @@ def _recover_arguments(parser: argparse.ArgumentParser) -> None:
         "--source-queue-url", default=None, help="redrive target (default SQS_QUEUE_URL)"
     )
     parser.add_argument("--no-dedupe", action="store_true", help="skip the OpenSearch multi-get")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--json", action="store_true", help="print the report as one JSON object (also on errors)"
+    )
+    _progress_argument(parser)
 
 
-class ProgressBar:
-    """A small progress bar on a stream (a TTY by default)."""
+def _json_mode(args: argparse.Namespace) -> bool:
+    """Whether stdout is one JSON object for this command."""
+    return args.command == "replay-retries" or bool(getattr(args, "json", False))
 
-    def __init__(self, stream: TextIO, label: str, width: int = 30) -> None:
-        self.stream = stream
-        self.label = label
-        self.width = width
-        self.started = time.monotonic()
 
-    def __call__(self, done: int, total: int) -> None:
-        """Redraw for ``done`` of ``total``."""
-        fraction = done / total if total else 1.0
-        filled = int(self.width * fraction)
-        rate = done / max(1e-6, time.monotonic() - self.started)
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-            f"{done}/{total} {rate:.0f}/s"
-        )
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
+def _emit(result: dict[str, Any], code: int) -> int:
+    """Print ``result`` as the command's JSON object (``error`` None) and return ``code``."""
+    print(json.dumps({**result, "error": None, "exit_code": code}, ensure_ascii=False))
+    return code
+
+
+def _fail(
+    args: argparse.Namespace,
+    message: str,
+    code: int,
+    report: dict[str, Any] | None = None,
+) -> int:
+    """Report an error on stderr (and as the JSON object in JSON mode); return ``code``."""
+    print(f"{args.command}: error: {message}", file=sys.stderr)
+    if _json_mode(args):
+        out = {**(report or {}), "error": message, "exit_code": code}
+        print(json.dumps(out, ensure_ascii=False))
+    return code
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,27 +192,29 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         validate_date(args.date)
     store = RetryStore(aws.s3_client(settings), settings.s3_bucket)
     indexer = Indexer.from_settings(settings)
-    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-    progress = ProgressBar(sys.stderr, "replay") if show else None
     try:
-        report = store.replay(
-            indexer, date=args.date, limit=args.limit, dry_run=args.dry_run, progress=progress
-        )
+        with progress_for("replay-retries", args.progress, unit="entry") as progress:
+            report = store.replay(
+                indexer, date=args.date, limit=args.limit, dry_run=args.dry_run, progress=progress
+            )
     except TransientError as exc:
-        print(f"replay-retries: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(json.dumps(report.as_dict(), ensure_ascii=False))
-    return EXIT_OK if report.ok else EXIT_FAILED
+        return _fail(args, str(exc), EXIT_FAILED)
+    return _emit(report.as_dict(), EXIT_OK if report.ok else EXIT_PARTIAL)
 
 
 def _health(args: argparse.Namespace, settings: Settings) -> int:
     from filesearch_worker.health import check_all
 
     results = check_all(settings)
+    ok = all(c.ok for c in results)
+    code = EXIT_OK if ok else EXIT_FAILED
+    if args.json:
+        checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in results]
+        return _emit({"ok": ok, "checks": checks}, code)
     for check in results:
         if not check.ok or args.verbose:
             print(check.line())
-    return EXIT_OK if all(c.ok for c in results) else EXIT_FAILED
+    return code
 
 
 def _on_signals(stop: threading.Event) -> dict[int, Any]:
@@ -164,11 +233,12 @@ def _on_signals(stop: threading.Event) -> dict[int, Any]:
 
 
 def _recover(args: argparse.Namespace, settings: Settings) -> int:
-    """``recover-dlq``: 0 when everything examined was settled.
+    """``recover-dlq``: 0 when everything examined was settled, 3 when some was left.
 
-    1 when messages were released or deletes failed, 2 on a configuration or
-    fatal error. SIGTERM/SIGINT end the run gracefully (batches in hand settled,
-    held messages released).
+    3 when messages were released (held for a later run) or deletes failed; 1
+    when the run stopped on a failure (``RecoveryError``), 2 on a configuration
+    error. SIGTERM/SIGINT end the run gracefully (batches in hand settled, held
+    messages released) with the code of what was done.
     """
     options = RecoveryOptions(
         strategy=args.strategy,
@@ -184,41 +254,49 @@ def _recover(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     previous = _on_signals(stop)
     try:
-        report = recover(
-            settings,
-            options,
-            dlq_url=args.dlq_url,
-            source_queue_url=args.source_queue_url,
-            stop=stop,
-        )
+        with progress_for("recover-dlq", args.progress) as progress:
+            report = recover(
+                settings,
+                options,
+                dlq_url=args.dlq_url,
+                source_queue_url=args.source_queue_url,
+                stop=stop,
+                progress=progress,
+            )
     except RecoveryError as exc:
-        log.error("recover-dlq failed: %s", exc)  # noqa: TRY400 - the error is the message
-        if exc.report is not None:
-            print(json.dumps(exc.report.to_dict()) if args.json else exc.report.summary())
-        print(f"recover-dlq: error: {exc}")
-        return EXIT_USAGE
+        config = isinstance(exc, RecoveryConfigError)
+        partial = exc.report
+        if partial is not None and not args.json:
+            print(partial.summary())
+        return _fail(
+            args,
+            f"configuration error: {exc}" if config else str(exc),
+            EXIT_USAGE if config else EXIT_FAILED,
+            partial.to_dict() if partial is not None else None,
+        )
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
     if stop.is_set():
         log.warning("recover-dlq stopped by a signal; the rest stays in the DLQ")
-    print(json.dumps(report.to_dict()) if args.json else report.summary())
-    if not args.json:
-        for outcome, samples in report.samples.items():
-            for sample in samples:
-                print(f"  {outcome}: {sample}")
     settled = report.counts[Outcome.RELEASED] == 0 and report.delete_failed == 0
-    return EXIT_OK if settled else EXIT_FAILED
+    code = EXIT_OK if settled else EXIT_PARTIAL
+    if args.json:
+        return _emit(report.to_dict(), code)
+    print(report.summary())
+    for outcome, samples in report.samples.items():
+        for sample in samples:
+            print(f"  {outcome}: {sample}")
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``filesearch-worker`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``filesearch-worker`` console script (exit codes: EXIT_CODES)."""
+    args = build_parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
         settings = Settings.from_env()
     except ValueError as exc:
-        print(f"filesearch-worker: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, f"configuration error: {exc}", EXIT_USAGE)
     logs.setup(args.log_level or settings.log_level)
     try:
         if args.command == "run":
@@ -230,9 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay-retries":
             return _replay(args, settings)
         return _recover(args, settings)
-    except ValueError as exc:
-        print(f"filesearch-worker {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except ValueError as exc:  # a missing or invalid setting or argument, found by the command
+        return _fail(args, f"configuration error: {exc}", EXIT_USAGE)
+    except Exception as exc:
+        log.exception("%s failed", args.command)
+        return _fail(args, f"unexpected error: {type(exc).__name__}: {exc}", EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from filesearch_worker.index import Indexer
+    from filesearch_worker.progress import ProgressHook
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +193,13 @@ class RetryStore:
         dry_run: bool = False,
         *,
         chunk_size: int = 50,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressHook | None = None,
     ) -> ReplayReport:
         """Re-index entries; delete each entry only once its document is indexed.
 
         Raises TransientError when OpenSearch is not reachable at the start.
-        ``progress(done, total)`` is called after each chunk.
+        ``progress(done, total)`` is called once with 0 when the entries are listed
+        and after each chunk (:mod:`filesearch_worker.progress`).
         """
         report = ReplayReport(dry_run=dry_run)
         entries = []
@@ -214,6 +216,8 @@ class RetryStore:
             raise TransientError(
                 "OpenSearch is not reachable; nothing replayed", "opensearch-unavailable"
             )
+        if progress:
+            progress(0, len(entries))
         done = 0
         for start in range(0, len(entries), chunk_size):
             chunk = entries[start : start + chunk_size]

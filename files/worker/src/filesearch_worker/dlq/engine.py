@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from filesearch_worker.config import Settings
     from filesearch_worker.index import Indexer
     from filesearch_worker.processor import Processor
+    from filesearch_worker.progress import ProgressHook
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ class DlqRecovery:
         processor: Processor | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: threading.Event | None = None,
+        progress: ProgressHook | None = None,
     ) -> None:
         self.sqs = sqs
         self.s3 = s3
@@ -191,6 +193,11 @@ class DlqRecovery:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         self._io = ThreadPoolExecutor(max(2, options.threads * 2), thread_name_prefix="dlq-io")
+        # progress(done, total) after each batch handled; total: what this run expects to see
+        self._progress = progress
+        self._progress_lock = threading.Lock()
+        self._done = 0
+        self._total: int | None = None
 
     # -- entry point ----------------------------------------------------------
 
@@ -208,6 +215,9 @@ class DlqRecovery:
                 )
             else:
                 self._preflight()
+                if self._progress is not None:
+                    self._total = self._expected_total()
+                    self._progress(0, self._total)
                 self._run_threads()
         finally:
             self._io.shutdown(wait=True)
@@ -295,6 +305,7 @@ class DlqRecovery:
                 self.report.add_examined(len(messages))
                 try:
                     self._handle(messages)
+                    self._advance(len(messages))
                 except BaseException:
                     # settle nothing more from this batch; what is still ours is visible again
                     # at once (a deleted message's handle is simply refused)
@@ -308,6 +319,21 @@ class DlqRecovery:
         except Exception as exc:
             log.exception("recover-dlq worker thread failed")
             self._fail(exc)
+
+    def _expected_total(self) -> int | None:
+        """The DLQ's depth now, capped by the run's limits (None: unknown and unlimited)."""
+        limits = [visible_count(self.sqs, self.dlq_url), self.options.max_messages]
+        if self.options.max_batches is not None:
+            limits.append(self.options.max_batches * self.options.batch_size)
+        known = [n for n in limits if n is not None]
+        return min(known) if known else None
+
+    def _advance(self, n: int) -> None:
+        if self._progress is None:
+            return
+        with self._progress_lock:
+            self._done += n
+            self._progress(self._done, self._total)
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
@@ -588,14 +614,17 @@ def recover(
     dlq_url: str | None = None,
     source_queue_url: str | None = None,
     stop: threading.Event | None = None,
+    progress: ProgressHook | None = None,
 ) -> RecoveryReport:
     """Run one recovery: the only place its options and configuration are validated.
 
     Clients are made from ``settings`` unless given; ``settings.s3_bucket`` is
     the archive (and retry store) bucket, ``settings.queue_url`` the default
     redrive target. Queues may be given as URL, ARN or name. Raises
-    ``RecoveryError`` (with the partial report, if any); nothing is touched
-    before the options are known to be valid.
+    ``RecoveryError`` (with the partial report, if any; ``RecoveryConfigError``
+    when the options or configuration cannot work); nothing is touched before
+    the options are known to be valid. ``progress(done, total)`` is called after
+    each batch (from the recovery's threads).
     """
     from filesearch_worker import aws
     from filesearch_worker.index import Indexer as _Indexer
@@ -643,6 +672,7 @@ def recover(
             source_queue_url=source,
             processor=processor,
             stop=stop,
+            progress=progress,
         ).run()
     finally:
         if processor is not None:
