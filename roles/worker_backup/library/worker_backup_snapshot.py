@@ -248,7 +248,8 @@ def main() -> None:
                 shutil.rmtree(partial, ignore_errors=True)
                 module.fail_json(msg=error)
             partial.rename(path)  # a snapshot appears complete or not at all
-            existing.append(path)
+        # counted in check mode too: the new snapshot pushes the oldest out of the keep window
+        existing.append(path)
     removed = [old_path for old_path in sorted(existing)[: -p["keep"]] if old_path != path]
     if not module.check_mode:
         for old_path in removed:
