@@ -180,3 +180,14 @@ def test_unknown_profile_fails_with_its_error_name(env: None) -> None:
     ):
         module.boto3_session()
     assert failed.value.result["error_code"] == "ProfileNotFound"
+
+
+def test_access_key_without_secret_key_fails_with_its_error_name(env: None) -> None:
+    module = make_module(region="us-east-1", access_key="AKIDONLY")
+    with (
+        mock.patch.object(basic.AnsibleModule, "fail_json", _fail_json),
+        pytest.raises(AnsibleFailJson) as failed,
+    ):
+        module.client("sqs")
+    assert failed.value.result["error_code"] == "PartialCredentialsError"
+    assert failed.value.result["msg"].startswith("Couldn't connect to AWS: PartialCredentialsError")
