@@ -166,3 +166,28 @@ def test_recover_dlq_json_unexpected_error_in_process(
         "exit_code": 1,
     }
     assert "Traceback" in err  # the log line keeps the traceback for the journal
+
+
+def test_recover_dlq_missing_queue_is_a_configuration_error(
+    dead_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    aws: None,
+) -> None:
+    """A DLQ URL that names no queue (moto in-process: no endpoint variables): 2, not 1."""
+    from filesearch_worker import cli as cli_module
+
+    for name in ("AWS_ENDPOINT_URL", "SQS_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    env = {k: v for k, v in dead_env.items() if not k.startswith(("AWS_ENDPOINT", "SQS_"))}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(
+        "SQS_DLQ_URL", "https://sqs.ap-northeast-1.amazonaws.com/123456789012/no-such-dlq"
+    )
+    code = cli_module.main(["recover-dlq", "--json", "--no-dedupe", "--strategy", "archive-only"])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    error = one_json_object(out)["error"]
+    assert error.startswith("configuration error: ")
+    assert "The specified queue does not exist" in error

@@ -314,7 +314,11 @@ class DlqRecovery:
                     raise
         except RecoveryError as exc:
             self._fail(exc)
-        except (ClientError, BotoCoreError, TransientError) as exc:
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            kind = RecoveryConfigError if code in _NO_SUCH_QUEUE else RecoveryError
+            self._fail(kind(f"{type(exc).__name__}: {exc}"))
+        except (BotoCoreError, TransientError) as exc:
             self._fail(RecoveryError(f"{type(exc).__name__}: {exc}"))
         except Exception as exc:
             log.exception("recover-dlq worker thread failed")
