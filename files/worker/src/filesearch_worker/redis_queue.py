@@ -259,47 +259,98 @@ def processing_members(client: Redis, layout: Layout) -> list[str]:
     return sorted(set(ids))
 
 
+#: Read-only. KEYS[1] the processing set, KEYS[1+i] the heartbeat of job ARGV[1+i];
+#: ARGV[1] stale seconds. For each job, at one instant: "gone" (no longer in the set),
+#: "live", "missing" (no heartbeat) or "stale:<age>". The scan confirms its candidates with
+#: it, so a job a worker settled between two of the scan's reads is never reported stuck.
+CONFIRM_SCRIPT = """
+local stale = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local out = {}
+for i = 2, #ARGV do
+  local hb = KEYS[i]
+  local status
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then
+    status = 'gone'
+  else
+    local ht = redis.call('TYPE', hb)['ok']
+    if ht == 'none' then
+      status = 'missing'
+    elseif ht ~= 'string' then
+      return redis.error_reply('WRONGTYPE ' .. hb .. ' is a ' .. ht .. ', expected a string')
+    else
+      local beat = tonumber(redis.call('GET', hb))
+      if beat == nil then
+        return redis.error_reply('BADHEARTBEAT ' .. hb .. ' holds no unix timestamp')
+      end
+      if now - beat <= stale then status = 'live' else status = 'stale:' .. (now - beat) end
+    end
+  end
+  out[#out + 1] = status
+end
+return out
+"""
+
+
 def scan_processing(client: Redis, layout: Layout) -> ProcessingScan:
-    """Classify every job of the processing set; read-only. Bad data raises RedisQueueError."""
+    """Classify every job of the processing set; read-only. Bad data raises RedisQueueError.
+
+    A first pass reads the heartbeats with MGET; the candidates (missing or stale)
+    are then confirmed atomically by :data:`CONFIRM_SCRIPT`, and only the
+    confirmed ones are looked up in their job hash.
+    """
     layout.check()
     ids = processing_members(client, layout)
     now = server_time(client)
     scan = ProcessingScan(now=now, size=len(ids), live=0)
+    confirm = client.register_script(CONFIRM_SCRIPT)
     for chunk in _chunks(ids, SCAN_CHUNK):
         hb_keys = [layout.heartbeat_key(i) for i in chunk]
         values = client.mget(hb_keys)
-        # MGET answers nil for a key of another type: look at the type of those
+        candidates: list[str] = []
+        for job_id, key, value in zip(chunk, hb_keys, values, strict=True):
+            if value is None:  # absent, or (MGET answers nil for it) a key of another type
+                candidates.append(job_id)
+                continue
+            try:
+                age = now - float(_text(value))
+            except ValueError:
+                raise RedisQueueError(
+                    key,
+                    f"holds {_decode_item(value)[:40]!r}, not a unix timestamp "
+                    "(a heartbeat); nothing moved",
+                ) from None
+            if age <= layout.stale_after_seconds:
+                scan.live += 1
+            else:
+                candidates.append(job_id)
+        if not candidates:
+            continue
+        try:
+            statuses = confirm(
+                keys=[layout.processing_set, *(layout.heartbeat_key(i) for i in candidates)],
+                args=[layout.stale_after_seconds, *candidates],
+            )
+        except ResponseError as exc:
+            key = str(exc).split(" ")[1] if len(str(exc).split(" ")) > 1 else layout.processing_set
+            raise RedisQueueError(key, f"{exc}; nothing moved") from None
+        confirmed: list[tuple[str, float | None]] = []
+        for job_id, raw in zip(candidates, statuses, strict=True):
+            status = _text(raw)
+            if status == "live":
+                scan.live += 1
+            elif status == "missing":
+                confirmed.append((job_id, None))
+            elif status.startswith("stale:"):
+                confirmed.append((job_id, float(status.split(":", 1)[1])))
         pipe = client.pipeline(transaction=False)
-        for key, value in zip(hb_keys, values, strict=True):
-            if value is None:
-                pipe.type(key)
-        types = iter(pipe.execute())
-        pipe = client.pipeline(transaction=False)
-        for job_id in chunk:
+        for job_id, _ in confirmed:
             pipe.type(layout.job_key(job_id))
             pipe.hget(layout.job_key(job_id), layout.queue_field)
         job_info = pipe.execute(raise_on_error=False)
-        for n, (job_id, key, value) in enumerate(zip(chunk, hb_keys, values, strict=True)):
-            age: float | None = None
-            if value is None:
-                found = _text(next(types))
-                if found != "none":
-                    raise RedisQueueError(
-                        key, f"is a {found}, expected a string (a heartbeat); nothing moved"
-                    )
-            else:
-                try:
-                    age = now - float(_text(value))
-                except ValueError:
-                    raise RedisQueueError(
-                        key,
-                        f"holds {_decode_item(value)[:40]!r}, not a unix timestamp "
-                        "(a heartbeat); nothing moved",
-                    ) from None
-                if age <= layout.stale_after_seconds:
-                    scan.live += 1
-                    continue
-            job = _route(layout, job_id, age, job_info[2 * n], job_info[2 * n + 1], scan)
+        for n, (job_id, stuck_for) in enumerate(confirmed):
+            job = _route(layout, job_id, stuck_for, job_info[2 * n], job_info[2 * n + 1], scan)
             (scan.stuck if job.queue is not None else scan.unroutable).append(job)
     return scan
 
