@@ -66,3 +66,56 @@ def test_dry_run_leaves_the_dlq_as_it_found_it(stack: Any, sqs: Any, s3: Any) ->
     assert depth(sqs, stack.dlq_url) == before == (20, 0)  # visible again, none deleted
     assert depth(sqs, stack.queue_url) == (0, 0)  # nothing sent back
     assert s3.list_objects_v2(Bucket=stack.bucket, Prefix="dlq-archive/")["KeyCount"] == 0
+
+
+def test_progress_bar_on_a_tty_log_lines_otherwise(stack: Any, sqs: Any) -> None:
+    import os
+    import pty
+    import threading
+
+    seed(sqs, stack.dlq_url, [f"junk {i}" for i in range(25)])
+    argv = [str(WORKER), "recover-dlq", "--json", "--dry-run", "--batch-size", "5"]
+    argv += ["--strategy", "archive-only", "--no-dedupe", "--threads", "1"]
+
+    # stderr on a pseudo-terminal: a tqdm bar, no progress log lines; stdout still JSON
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the other end is closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        done = subprocess.run(
+            argv,
+            env=stack.env,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(slave)
+        reader.join(timeout=30)
+        os.close(master)
+    tty = b"".join(chunks).decode("utf-8", "replace")
+    assert done.returncode == 0, tty
+    assert json.loads(done.stdout)["examined"] == 25
+    assert "recover-dlq" in tty and "25/25" in tty and "100%|" in tty
+    assert '"event": "progress"' not in tty
+
+    # stderr a pipe: progress log lines, no bar
+    rc, report, err = recover_dlq(stack.env, *argv[3:])
+    assert rc == 0 and report["examined"] == 25
+    lines = [json.loads(x) for x in err.splitlines() if '"event": "progress"' in x]
+    assert lines[0]["done"] == 0 and lines[-1]["done"] == 25 and lines[-1]["total"] == 25
+    assert "%|" not in err

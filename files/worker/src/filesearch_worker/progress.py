@@ -12,7 +12,9 @@ run got without a line per batch.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import sys
 import threading
 import time
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 #: ``hook(done, total)``: ``done`` items finished so far, of ``total`` (None: unknown).
 ProgressHook = Callable[[int, int | None], None]
 MODES: tuple[str, ...] = ("auto", "always", "never")
+_DEFAULT_WIDTH = 80
+_DEFAULT_HEIGHT = 24
 
 
 class Progress(Protocol):
@@ -44,7 +48,16 @@ class BarProgress:
 
     def __init__(self, label: str, stream: TextIO, unit: str = "msg") -> None:
         self._lock = threading.Lock()
-        self._bar = tqdm(total=None, desc=label, unit=unit, file=stream, dynamic_ncols=True)
+        sized = _has_width(stream)
+        self._bar = tqdm(
+            total=None,
+            desc=label,
+            unit=unit,
+            file=stream,
+            dynamic_ncols=sized,
+            ncols=None if sized else _DEFAULT_WIDTH,
+            nrows=None if sized else _DEFAULT_HEIGHT,
+        )
 
     def __call__(self, done: int, total: int | None) -> None:
         with self._lock:
@@ -57,6 +70,18 @@ class BarProgress:
     def close(self) -> None:
         with self._lock:
             self._bar.close()
+
+
+def _has_width(stream: TextIO) -> bool:
+    """Whether the terminal reports its width.
+
+    A pty can say 0x0 (a fresh ``openpty``, some serial consoles); tqdm would
+    draw nothing on it, so the bar gets a fixed size instead.
+    """
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 class LogProgress:
