@@ -6,8 +6,9 @@ amazon.aws's (``AnsibleAWSModule``, doc fragments ``amazon.aws.common.modules``,
 ``amazon.aws.region.modules``, ``amazon.aws.boto3``). What is left here:
 
 - ``FilesearchAWSModule``: ``AnsibleAWSModule`` whose clients keep botocore's
-  ``standard`` retry mode and whose AWS failures also name the error code
-  (``error_code``, and in ``msg``), as these modules always reported it;
+  ``standard`` retry mode, whose AWS failures also name the error code
+  (``error_code``, and in ``msg``), as these modules always reported it, and
+  whose warnings are returned once, without a deprecation warning;
 - ``boto3_session()`` / ``signing_credentials()``: the task's credentials, for
   engine code that signs its own requests (SigV4 to OpenSearch);
 - the ``filesearch_worker`` presence check.
@@ -78,6 +79,12 @@ class FilesearchAWSModule(AnsibleAWSModule):  # type: ignore[misc]  # amazon.aws
     way). ``fail_json_aws(exc, msg)`` fails with ``msg: "<msg>: <code>: <error>"``
     and ``error_code: <code>`` besides amazon.aws's ``error``/``response_metadata``.
     """
+
+    def _should_inject_warnings(self) -> bool:
+        # amazon.aws 10.1.2 passes the module's warnings to exit_json/fail_json again on
+        # ansible-core >= 2.19, which already returns every module.warn() itself; the copy
+        # only adds "Passing `warnings` to `exit_json` or `fail_json` is deprecated".
+        return False
 
     def client(self, service: str, retry_decorator: Any = None, **extra_params: Any) -> Any:
         extra_params.setdefault("config", retry_config())

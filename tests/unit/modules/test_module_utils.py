@@ -14,7 +14,7 @@ from ansible.module_utils.filesearch import RETRY_MAX_ATTEMPTS, FilesearchAWSMod
 from ansible.module_utils.testing import patch_module_args
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from .conftest import AnsibleFailJson, _fail_json
+from .conftest import AnsibleExitJson, AnsibleFailJson, _exit_json, _fail_json
 
 #: The AWS options and aliases the modules took before amazon.aws (module_utils/filesearch_aws).
 OPTIONS_BEFORE = {
@@ -191,3 +191,16 @@ def test_access_key_without_secret_key_fails_with_its_error_name(env: None) -> N
         module.client("sqs")
     assert failed.value.result["error_code"] == "PartialCredentialsError"
     assert failed.value.result["msg"].startswith("Couldn't connect to AWS: PartialCredentialsError")
+
+
+def test_warnings_are_returned_once_without_a_deprecation(env: None) -> None:
+    # ansible-core >= 2.19 returns module.warn() itself; warnings passed to exit_json as well
+    # would be warned again, with "Passing `warnings` to `exit_json` ... is deprecated"
+    module = make_module(region="us-east-1")
+    module.warn("2 message(s) could not be settled now; rerun later")
+    with (
+        mock.patch.object(basic.AnsibleModule, "exit_json", _exit_json),
+        pytest.raises(AnsibleExitJson) as done,
+    ):
+        module.exit_json(changed=False)
+    assert "warnings" not in done.value.result
