@@ -191,3 +191,11 @@ def test_recover_dlq_missing_queue_is_a_configuration_error(
     error = one_json_object(out)["error"]
     assert error.startswith("configuration error: ")
     assert "The specified queue does not exist" in error
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "ten"])
+def test_replay_retries_limit_must_be_positive(dead_env: dict[str, str], limit: str) -> None:
+    # --limit 0 used to replay one entry (the limit was checked after the first append)
+    done = cli(dead_env, "replay-retries", "--dry-run", "--limit", limit)
+    assert done.returncode == 2
+    assert "argument --limit: must be" in done.stderr

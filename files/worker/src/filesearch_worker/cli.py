@@ -100,10 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "replay-retries", "re-index the retry store (retry-index/) into OpenSearch"
     )
     replay.add_argument("--date", help="only this day's entries (YYYY-MM-DD)")
-    replay.add_argument("--limit", type=int, default=None, help="at most N entries")
+    replay.add_argument("--limit", type=_positive_int, default=None, help="at most N entries")
     replay.add_argument("--dry-run", action="store_true", help="count entries, change nothing")
     _progress_argument(replay)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _progress_argument(parser: argparse.ArgumentParser) -> None:
