@@ -12,7 +12,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help venv lint test test-stack test-unit test-integration test-e2e test-molecule model-check \
-        test-proof test-fuzz test-chaos-short chaos demo bench sandbox-up sandbox-down sandbox-status clean
+        test-proof test-fuzz test-chaos-short chaos demo bench sandbox-up sandbox-down sandbox-status clean \
+        collection
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -84,6 +85,9 @@ test-molecule: venv ## Molecule scenario of every role (throwaway nspawn hosts; 
 	  role=$${scenario%/molecule/default}; echo "== molecule test: $$role"; \
 	  (cd $$role && molecule test); \
 	done
+
+collection: venv ## Build the collection filesearch_ops.filesearch: build/collection/*.tar.gz (docs/collection.md)
+	$(BIN)/python scripts/build_collection.py
 
 demo: venv ## Local stack up, deploy to two hosts, index sample files, roll back (scripts/demo.sh)
 	scripts/demo.sh
