@@ -149,8 +149,10 @@ series:
       sample: ApproximateNumberOfMessagesVisible
     status_code:
       description:
-        - CloudWatch's status.
-        - C(Complete), C(PartialData), C(InternalError) or C(Forbidden).
+        - CloudWatch's status after every page was read - C(Complete), C(PartialData),
+          C(InternalError) or C(Forbidden).
+        - C(PartialData) on a page that has a next one is followed, so it only remains when the
+          last page says so; an error on any page is kept.
       type: str
       sample: Complete
     timestamps:
@@ -330,7 +332,10 @@ def get_metric_data(
             q["Id"], {"label": q.get("Label", q["Id"]), "points": {}, "status": [], "messages": []}
         )
         ordered = sorted(entry["points"].items())
-        statuses = [s for s in entry["status"] if s != "Complete"]
+        # PartialData means "more on the next page": the last page's status is the series';
+        # an error (InternalError, Forbidden) on any page stays
+        errors = [s for s in entry["status"] if s not in ("Complete", "PartialData")]
+        statuses = errors or entry["status"][-1:]
         series.append(
             {
                 "id": q["Id"],

@@ -175,3 +175,24 @@ def test_every_page_is_read_with_the_paginator_and_merged_per_series(
         "2026-11-23T19:03:00Z",
     ]
     assert dlq["values"] == [7.0] and dlq["label"] == "dlq depth"
+    # PartialData only meant "more on the next page": read to the end, the series is complete
+    assert queue["status_code"] == dlq["status_code"] == "Complete"
+
+
+def test_an_error_status_on_any_page_is_kept() -> None:
+    from botocore.stub import Stubber
+
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    pages = [
+        {"MetricDataResults": [{"Id": "q", "StatusCode": "Forbidden"}], "NextToken": "2"},
+        {"MetricDataResults": [{"Id": "q", "StatusCode": "Complete"}]},
+    ]
+    stub = Stubber(cloudwatch)
+    for page in pages:
+        stub.add_response("get_metric_data", page, None)
+    queries = MOD.build_queries(
+        [{**depth_query("q", "a"), "period": 60, "return_data": True, "label": None}]
+    )
+    with stub:
+        (series,) = MOD.get_metric_data(cloudwatch, queries, END - timedelta(hours=1), END)
+    assert series["status_code"] == "Forbidden"
