@@ -96,3 +96,10 @@ def test_aws_modules_are_ansible_aws_modules_with_its_fragments(name: str) -> No
 @pytest.mark.parametrize("name", MODULES)
 def test_no_module_takes_its_aws_options_from_filesearch_aws(name: str) -> None:
     assert "filesearch_aws" not in (LIBRARY / f"{name}.py").read_text()
+
+
+@pytest.mark.parametrize("name", ["sqs_dlq_recover", "sqs_stress_test"])
+def test_check_mode_with_effects_or_blind_spots_is_declared_partial(name: str) -> None:
+    check_mode = yaml.safe_load(load_module(name).DOCUMENTATION)["attributes"]["check_mode"]
+    assert check_mode["support"] == "partial"
+    assert "ApproximateReceiveCount" in " ".join(check_mode["details"])
