@@ -107,3 +107,12 @@ def test_replay_limit_and_unreadable_entries(
     report = store.replay(indexer)
     assert (report.found, report.unreadable, report.indexed) == (2, 1, 1)
     assert [e.object_key for e in store.iter_entries()] == ["retry-index/2026-01-01/broken.json"]
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_replay_refuses_a_limit_below_one(store: RetryStore, osmem_url: str, limit: int) -> None:
+    store.put({"file_key": "a"}, "a", "r", now=DAY1)
+    indexer = Indexer.for_endpoint(osmem_url, "files")
+    with pytest.raises(ValueError, match="limit must be at least 1"):
+        store.replay(indexer, limit=limit)
+    assert len(list(store.iter_entries())) == 1  # nothing replayed, nothing deleted

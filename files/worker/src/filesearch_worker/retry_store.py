@@ -201,6 +201,8 @@ class RetryStore:
         ``progress(done, total)`` is called once with 0 when the entries are listed
         and after each chunk (:mod:`filesearch_worker.progress`).
         """
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1 (or None for every entry), got {limit}")
         report = ReplayReport(dry_run=dry_run)
         entries = []
         for entry in self.iter_entries(date):
