@@ -86,3 +86,24 @@ def test_redis_up_fails_clearly_when_its_port_is_taken(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"redis-server: 127.0.0.1:{port} is already taken by pid {os.getpid()}" in done.stderr
     assert not (tmp_path / "sbx" / "run" / "redis.pid").exists()
+
+
+def test_down_stops_redis_and_status_shows_it(tmp_path: Path) -> None:
+    """`sandbox/ctl down` stops Redis with the rest (here the only part running)."""
+    state = tmp_path / "sbx"
+    port = free_port()
+    env = {**os.environ, "SANDBOX_DIR": str(state), "SANDBOX_REDIS_PORT": str(port)}
+    up = ctl(env, "redis", "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        status = ctl(env, "status")
+        assert status.returncode == 1  # Redis up, the rest of this private sandbox down
+        line = next(row for row in status.stdout.splitlines() if row.startswith("redis"))
+        assert line.split()[:3] == ["redis", "(redis-server)", "up"]
+        assert f"redis://127.0.0.1:{port}/0" in line
+    finally:
+        down = ctl(env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "redis-server stopped" in down.stdout
+    assert not port_open(port)
+    assert ctl(env, "status").returncode == 3
