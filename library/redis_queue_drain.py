@@ -145,6 +145,7 @@ with contextlib.suppress(ImportError):  # reported by require_redis()
 
     from filesearch_worker.redis_queue import (
         RedisQueueError,
+        check_run_id,
         drain_lists,
         restore_lists,
     )
@@ -175,6 +176,10 @@ def main() -> None:
         module.fail_json(msg="lists must name at least one list to drain")
     if len(set(p["lists"])) != len(p["lists"]):
         module.fail_json(msg=f"lists names a list twice: {p['lists']}")
+    try:
+        check_run_id(p["run_id"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     client = redis_client(module)
     s3 = module.client("s3")
     try:

@@ -115,6 +115,20 @@ def test_queue_info_refuses_bad_options(args: dict[str, Any], message: str) -> N
     assert message in fails("redis_queue_info", {"url": url, **args})["msg"]
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"lists": []}, "lists must name at least one list to drain"),
+        ({"lists": ["a", "a"]}, "lists names a list twice"),
+        ({"run_id": "../etc"}, "run_id '../etc' must match"),
+    ],
+)
+def test_drain_refuses_bad_options_before_connecting(args: dict[str, Any], message: str) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    base = {"state": "drained", "run_id": "r1", "bucket": "b", "url": url, "region": "us-east-1"}
+    assert message in fails("redis_queue_drain", {**base, **args})["msg"]
+
+
 def test_a_refused_connection_names_the_url() -> None:
     url = f"redis://127.0.0.1:{free_port()}/3"
     result = fails("redis_stuck_jobs", {"url": url, "socket_timeout": 1})
