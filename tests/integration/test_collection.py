@@ -214,10 +214,12 @@ USE_BY_FQCN = """
         cloudwatch_alarms_enabled: [dlq_accumulation]
         cloudwatch_alarms_dashboard_name: "{{ it_prefix }}dashboard"
 
-    - name: Report
-      ansible.builtin.debug:
-        msg: "RESULT {{ {'visible': info.queue.visible, 'old_name_visible': old_name.queue.visible,
-                        'keys': listing.s3_keys} | to_json }}"
+    - name: Write what was read
+      ansible.builtin.copy:
+        content: "{{ {'visible': info.queue.visible, 'old_name_visible': old_name.queue.visible,
+                      'keys': listing.s3_keys} | to_json }}"
+        dest: "{{ it_result }}"
+        mode: "0644"
 """
 
 
@@ -258,12 +260,13 @@ def test_a_playbook_outside_the_repository_uses_modules_and_roles_by_fqcn(
             "it_queue_name": stack.name,
             "it_bucket": stack.bucket,
             "it_prefix": alarm_prefix,
+            "it_result": str(install.workdir / "result.json"),
         },
     )
 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
-    result = json.loads(output.split("RESULT ", 1)[1].split('"\n', 1)[0].replace('\\"', '"'))
+    result = json.loads((install.workdir / "result.json").read_text())
     assert result == {"visible": 2, "old_name_visible": 2, "keys": ["collection-test.txt"]}
     alarms = cloudwatch.describe_alarms(AlarmNamePrefix=alarm_prefix)["MetricAlarms"]
     assert [a["AlarmName"] for a in alarms] == [f"{alarm_prefix}DLQ-Accumulation"]
