@@ -70,6 +70,7 @@ class Private:
         self.ports = {
             "SANDBOX_LOCALSTACK_PORT": free_port(),
             "SANDBOX_OSMEM_PORT": free_port(),
+            "SANDBOX_REDIS_PORT": free_port(),
             "SANDBOX_SSH_PORT_BASE": free_port(),
         }
         self.extra_port = free_port()
@@ -119,7 +120,7 @@ def test_up_up_down_up_down(private: Private, cloudwatch: Any) -> None:
     assert first.returncode == 0, first.stdout + first.stderr
     assert private.ctl("status").returncode == 0
     pids = private.pids()
-    assert set(pids) == {"aws", "osmem", "host-worker1"}
+    assert set(pids) == {"aws", "osmem", "redis", "host-worker1"}
     assert (private.state_dir / "env").exists() and (private.state_dir / "stack.json").exists()
 
     # another sandbox on the same ports fails before starting anything, naming this one
