@@ -23,7 +23,7 @@ venv: $(STAMP) ## Create .venv with the pinned control-node toolchain
 $(STAMP): requirements.txt constraints.txt files/worker/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e 'files/worker[all]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e 'files/worker[all,redis]'
 	touch $@
 
 sandbox-up: venv ## Start the local stack (LocalStack, osmem-server, nspawn hosts) and its AWS resources
