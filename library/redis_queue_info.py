@@ -215,6 +215,7 @@ import contextlib
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.filesearch_capacity import capacity_argument_spec, capacity_plan
 from ansible.module_utils.filesearch_redis import (
     fail_redis,
     layout_argument_spec,
@@ -229,7 +230,6 @@ with contextlib.suppress(ImportError):  # reported by require_redis()
     from redis.exceptions import RedisError
 
     from filesearch_worker.backends import sampled_capacity
-    from filesearch_worker.queue_status import CapacityPlan
     from filesearch_worker.redis_queue import (
         RedisListBackend,
         RedisQueueError,
@@ -244,14 +244,8 @@ def argument_spec() -> dict[str, Any]:
         "max_stuck": {"type": "int"},
         "max_oldest_age_seconds": {"type": "int"},
         "fail_on_unhealthy": {"type": "bool", "default": False},
-        "capacity": {"type": "bool", "default": True},
-        "rate_sample_seconds": {"type": "float", "default": 0},
-        "rate_per_worker": {"type": "float"},
-        "current_workers": {"type": "int"},
-        "target_minutes": {"type": "float", "default": 10},
-        "min_workers": {"type": "int", "default": 2},
-        "max_workers": {"type": "int", "default": 20},
     }
+    spec.update(capacity_argument_spec())
     spec.update(redis_argument_spec())
     spec.update(layout_argument_spec())
     return spec
@@ -264,21 +258,7 @@ def main() -> None:
     for option in ("max_listed", "max_depth", "max_stuck", "max_oldest_age_seconds"):
         if p[option] is not None and p[option] < 0:
             module.fail_json(msg=f"{option} must be >= 0, got {p[option]}")
-    plan = None
-    if p["capacity"]:
-        plan = CapacityPlan(
-            target_minutes=p["target_minutes"],
-            min_workers=p["min_workers"],
-            max_workers=p["max_workers"],
-            rate_per_worker=p["rate_per_worker"],
-            current_workers=p["current_workers"],
-            rate_window_minutes=0,
-            rate_sample_seconds=p["rate_sample_seconds"],
-        )
-        try:
-            plan.check()
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
+    plan = capacity_plan(module)
     layout = layout_from_params(module)
     client = redis_client(module)
     backend = RedisListBackend(client, layout)

@@ -304,10 +304,10 @@ import contextlib
 from typing import Any
 
 from ansible.module_utils.filesearch import BOTO_ERRORS, FilesearchAWSModule
+from ansible.module_utils.filesearch_capacity import capacity_argument_spec, capacity_plan
 
 with contextlib.suppress(ImportError):  # reported by module.require_filesearch_worker()
     from filesearch_worker.queue_status import (
-        CapacityPlan,
         Thresholds,
         capacity_advice,
         queue_status,
@@ -325,14 +325,8 @@ def argument_spec() -> dict[str, Any]:
         "max_oldest_age_seconds": {"type": "int"},
         "fail_on_unhealthy": {"type": "bool", "default": False},
         "cloudwatch_age": {"type": "bool", "default": True},
-        "capacity": {"type": "bool", "default": True},
         "rate_window_minutes": {"type": "int", "default": 15},
-        "rate_sample_seconds": {"type": "float", "default": 0},
-        "rate_per_worker": {"type": "float"},
-        "current_workers": {"type": "int"},
-        "target_minutes": {"type": "float", "default": 10},
-        "min_workers": {"type": "int", "default": 2},
-        "max_workers": {"type": "int", "default": 20},
+        **capacity_argument_spec(),
     }
 
 
@@ -343,21 +337,7 @@ def main() -> None:
     for option in ("max_visible", "max_in_flight", "max_dlq", "max_oldest_age_seconds"):
         if p[option] is not None and p[option] < 0:
             module.fail_json(msg=f"{option} must be >= 0, got {p[option]}")
-    plan = None
-    if p["capacity"]:
-        plan = CapacityPlan(
-            target_minutes=p["target_minutes"],
-            min_workers=p["min_workers"],
-            max_workers=p["max_workers"],
-            rate_per_worker=p["rate_per_worker"],
-            current_workers=p["current_workers"],
-            rate_window_minutes=p["rate_window_minutes"],
-            rate_sample_seconds=p["rate_sample_seconds"],
-        )
-        try:
-            plan.check()
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
+    plan = capacity_plan(module, p["rate_window_minutes"])
     sqs = module.client("sqs")
     wants_rate = plan is not None and plan.rate_window_minutes > 0
     cloudwatch = module.client("cloudwatch") if p["cloudwatch_age"] or wants_rate else None
