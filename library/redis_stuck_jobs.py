@@ -37,7 +37,10 @@ options:
     choices: [lpush, rpush]
     default: lpush
   batch_size:
-    description: Jobs per Lua script (each script is atomic and blocks Redis while it runs).
+    description:
+      - Jobs per Lua script (each script is atomic and blocks Redis while it runs).
+      - The check that a job is not already on its list is linear in the list's length (about
+        16 ms per job on a list of 1,000,000 ids); on lists that long use 10 or less.
     type: int
     default: 100
   max_jobs:
