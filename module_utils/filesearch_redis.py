@@ -24,37 +24,10 @@ else:
     REDIS_IMPORT_ERROR = None
 
 try:
-    from filesearch_worker.redis_queue import (
-        DEFAULT_QUEUES,
-        HEARTBEAT_PREFIX,
-        JOB_ID_PATTERN,
-        JOB_PREFIX,
-        PROCESSING_SET,
-        QUEUE_FIELD,
-        STALE_AFTER_SECONDS,
-        Layout,
-        RedisQueueError,
-    )
+    from filesearch_worker.redis_queue import Layout, RedisQueueError
 except ImportError:
     HAS_ENGINE = False
     ENGINE_IMPORT_ERROR: str | None = traceback.format_exc()
-    # the defaults are needed for the argument spec even where the engine is missing
-    DEFAULT_QUEUES = (
-        "email_processing_queue",
-        "analysis_queue",
-        "notification_queue",
-        "high_priority_queue",
-        "normal_priority_queue",
-        "low_priority_queue",
-    )
-    PROCESSING_SET, HEARTBEAT_PREFIX, JOB_PREFIX, QUEUE_FIELD = (
-        "processing_jobs",
-        "heartbeat:",
-        "job:",
-        "queue",
-    )
-    STALE_AFTER_SECONDS = 600
-    JOB_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}"
 else:
     HAS_ENGINE = True
     ENGINE_IMPORT_ERROR = None
@@ -83,16 +56,33 @@ def redis_argument_spec() -> dict[str, Any]:
 
 
 def layout_argument_spec() -> dict[str, Any]:
-    """Where the queues, the processing set and the per-job keys are (``.layout``)."""
+    """Where the queues, the processing set and the per-job keys are (``.layout``).
+
+    The defaults are the engine's (``Layout()``). Where the engine cannot be
+    imported there are none: the module fails with missing_required_lib
+    (``require_redis``) before it reads an option.
+    """
+    default = Layout() if HAS_ENGINE else None
+
+    def option(name: str, kind: str) -> dict[str, Any]:
+        return {"type": kind, "default": getattr(default, name, None)}
+
     return {
-        "queues": {"type": "list", "elements": "str", "default": list(DEFAULT_QUEUES)},
-        "processing_set": {"type": "str", "default": PROCESSING_SET},
-        "heartbeat_prefix": {"type": "str", "default": HEARTBEAT_PREFIX},
-        "job_prefix": {"type": "str", "default": JOB_PREFIX},
-        "queue_field": {"type": "str", "default": QUEUE_FIELD},
+        "queues": {
+            "type": "list",
+            "elements": "str",
+            "default": list(default.queues) if default else None,
+        },
+        "processing_set": option("processing_set", "str"),
+        "heartbeat_prefix": option("heartbeat_prefix", "str"),
+        "job_prefix": option("job_prefix", "str"),
+        "queue_field": option("queue_field", "str"),
         "default_queue": {"type": "str"},
-        "stale_after_seconds": {"type": "float", "default": float(STALE_AFTER_SECONDS)},
-        "job_id_pattern": {"type": "str", "default": JOB_ID_PATTERN},
+        "stale_after_seconds": {
+            "type": "float",
+            "default": float(default.stale_after_seconds) if default else None,
+        },
+        "job_id_pattern": option("job_id_pattern", "str"),
     }
 
 

@@ -256,3 +256,18 @@ def test_the_sqs_backend_reads_depth_and_in_flight(sqs: Any) -> None:
     sample = SqsBackend(sqs, url).sample()
     assert (sample.name, sample.depth, sample.in_flight, sample.backlog) == ("seam", 3, 2, 5)
     assert sample.consumers is None and sample.oldest_age_seconds is None
+
+
+@pytest.mark.parametrize("name", ["redis_queue_info", "redis_stuck_jobs", "redis_queue_drain"])
+def test_without_the_engine_the_modules_name_it(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # a host with redis-py but not the worker package: the argument spec (whose
+    # defaults come from the engine) still builds, and the task names what is missing
+    monkeypatch.setitem(sys.modules, "filesearch_worker.redis_queue", None)
+    monkeypatch.delitem(sys.modules, "ansible.module_utils.filesearch_redis", raising=False)
+    result = fails(
+        name,
+        {"bucket": "b", "state": "drained", "lists": ["q"], "run_id": "r1"}
+        if name == "redis_queue_drain"
+        else {},
+    )
+    assert "filesearch-worker (pip install files/worker)" in result["msg"]
