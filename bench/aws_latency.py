@@ -364,6 +364,17 @@ def calibrate(
     return results
 
 
+def model_preamble(rows: list[Calibration]) -> list[str]:
+    """Markdown lines a report starts with under the model: what it is and the calibration."""
+    return [
+        "Latency model (bench/aws_latency.py), added by a private proxy to every measured "
+        "call; what one call cost in this run, direct and through the proxy:",
+        "",
+        *calibration_table(rows),
+        "",
+    ]
+
+
 def calibration_table(rows: list[Calibration]) -> list[str]:
     """Markdown lines: direct, through the proxy, modelled, the proxy's own share."""
     lines = [

@@ -496,13 +496,7 @@ def report(
     rate = {k: statistics.median(n / s for n, s, _ in v) for k, v in runs.items()}
     lines = []
     if mode == "aws":
-        lines += [
-            "Latency model (bench/aws_latency.py), added by a private proxy to every measured "
-            "call; what one call cost in this run, direct and through the proxy:",
-            "",
-            *latency.calibration_table(calibration),
-            "",
-        ]
+        lines += latency.model_preamble(calibration)
     lines += [
         "| run | messages | seconds | msg/s | vs (a) | vs (b) | vs (c) | rounds (msg/s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",

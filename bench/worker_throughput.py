@@ -591,13 +591,7 @@ def report(
     ]
     lines = []
     if mode == "aws":
-        lines += [
-            "Latency model (bench/aws_latency.py), added by a private proxy to every measured "
-            "call; what one call cost in this run, direct and through the proxy:",
-            "",
-            *latency.calibration_table(calibration),
-            "",
-        ]
+        lines += latency.model_preamble(calibration)
     lines += [
         "| loop | messages | msg/s | x original | rounds (msg/s) |",
         "| --- | ---: | ---: | ---: | --- |",

@@ -153,6 +153,9 @@ def test_a_calibration_splits_the_added_time_into_model_and_proxy() -> None:
     assert row.proxy_ms == pytest.approx(5.5)
     table = lat.calibration_table([row])
     assert table[-1] == "| SQS | 60 | 2.5 ms | 18.0 ms | 15.5 ms | 10.0 ms | 5.5 ms |"
+    preamble = lat.model_preamble([row])
+    assert preamble[0].startswith("Latency model (bench/aws_latency.py)")
+    assert preamble[2:-1] == table and preamble[-1] == ""
 
 
 def test_a_phase_counter_without_a_proxy_only_runs() -> None:
