@@ -45,7 +45,7 @@ import threading
 import uuid
 import zlib
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -68,6 +68,8 @@ ACCOUNT = "123456789012"
 RETRY_PREFIX = "retry-index/"
 ARCHIVE_PREFIX = "dlq-archive/"
 SQS_MAX_VISIBILITY = 43_200
+#: One entry of an SQS batch call: its Successful fields, or (code, message) of its failure.
+EntryResult = dict[str, Any] | tuple[str, str]
 
 
 class Crash(BaseException):
@@ -687,7 +689,7 @@ class FakeSqs:
         **_: Any,
     ) -> dict[str, Any]:
         entry = {"Id": "0", "MessageBody": MessageBody, "MessageAttributes": MessageAttributes}
-        result = self._send(QueueUrl, [entry], "SendMessage")
+        result = self._batch(QueueUrl, [entry], "SendMessage", "SendMessageBatch", self._send_entry)
         if result["Failed"]:
             failure = result["Failed"][0]
             raise client_error("SendMessage", failure["Code"], failure["Message"], 400)
@@ -703,58 +705,27 @@ class FakeSqs:
         Entries: Sequence[Mapping[str, Any]],
         **_: Any,
     ) -> dict[str, Any]:
-        return self._send(QueueUrl, Entries, "SendMessageBatch")
+        return self._batch(
+            QueueUrl, Entries, "SendMessageBatch", "SendMessageBatch", self._send_entry
+        )
 
-    def _send(
-        self, url: str, entries: Sequence[Mapping[str, Any]], operation: str
-    ) -> dict[str, Any]:
-        with self.world.lock:
-            queue = self._queue(url, operation)
-            self._check_batch(operation, entries)
-            call = self.world.enter("sqs", "SendMessageBatch", self._site(queue, entries))
-            if call.fails_before:
-                raise _aws_failure(call, self._endpoint())
-            ok: list[dict[str, Any]] = []
-            failed: list[dict[str, Any]] = []
-            for i, entry in enumerate(entries):
-                if call.partial and i % 2 == 0:
-                    failed.append(
-                        {
-                            "Id": entry["Id"],
-                            "SenderFault": False,
-                            "Code": "InternalError",
-                            "Message": "An internal error occurred.",
-                        }
-                    )
-                    continue
-                problem = self._entry_problem(entry)
-                if problem:
-                    failed.append(
-                        {
-                            "Id": entry["Id"],
-                            "SenderFault": True,
-                            "Code": "InvalidParameterValue",
-                            "Message": problem,
-                        }
-                    )
-                    continue
-                attributes = dict(entry.get("MessageAttributes") or {})
-                body = str(entry["MessageBody"])
-                message = self._add(queue, body, attributes)
-                self.sent.append((queue.name, body, attributes))
-                ok.append(
-                    {
-                        "Id": entry["Id"],
-                        "MessageId": message.message_id,
-                        "MD5OfMessageBody": hashlib.md5(body.encode("utf-8")).hexdigest(),  # noqa: S324
-                    }
-                )
-            self.world.leave(call, self._endpoint())
-            return {"Successful": ok, "Failed": failed}
+    def _send_entry(self, queue: FakeQueue, entry: Mapping[str, Any]) -> EntryResult:
+        problem = self._entry_problem(entry)
+        if problem:
+            return "InvalidParameterValue", problem
+        attributes = dict(entry.get("MessageAttributes") or {})
+        body = str(entry["MessageBody"])
+        message = self._add(queue, body, attributes)
+        self.sent.append((queue.name, body, attributes))
+        return {
+            "MessageId": message.message_id,
+            "MD5OfMessageBody": hashlib.md5(body.encode("utf-8")).hexdigest(),  # noqa: S324
+        }
 
     def delete_message(self, *, QueueUrl: str, ReceiptHandle: str, **_: Any) -> dict[str, Any]:
-        result = self._delete_batch(
-            QueueUrl, [{"Id": "0", "ReceiptHandle": ReceiptHandle}], "DeleteMessage"
+        entry = {"Id": "0", "ReceiptHandle": ReceiptHandle}
+        result = self._batch(
+            QueueUrl, [entry], "DeleteMessage", "DeleteMessageBatch", self._delete_entry
         )
         if result["Failed"]:
             failure = result["Failed"][0]
@@ -768,49 +739,20 @@ class FakeSqs:
         Entries: Sequence[Mapping[str, Any]],
         **_: Any,
     ) -> dict[str, Any]:
-        return self._delete_batch(QueueUrl, Entries, "DeleteMessageBatch")
+        return self._batch(
+            QueueUrl, Entries, "DeleteMessageBatch", "DeleteMessageBatch", self._delete_entry
+        )
 
-    def _delete_batch(
-        self, url: str, entries: Sequence[Mapping[str, Any]], operation: str
-    ) -> dict[str, Any]:
-        with self.world.lock:
-            queue = self._queue(url, operation)
-            self._check_batch(operation, entries)
-            call = self.world.enter("sqs", "DeleteMessageBatch", self._site(queue, entries))
-            if call.fails_before:
-                raise _aws_failure(call, self._endpoint())
-            ok: list[dict[str, str]] = []
-            failed: list[dict[str, Any]] = []
-            for i, entry in enumerate(entries):
-                handle = str(entry.get("ReceiptHandle", ""))
-                if call.partial and i % 2 == 0:
-                    failed.append(
-                        {
-                            "Id": entry["Id"],
-                            "SenderFault": False,
-                            "Code": "InternalError",
-                            "Message": "An internal error occurred.",
-                        }
-                    )
-                    continue
-                owner, message, current = self._resolve(handle)
-                if owner is None or owner is not queue:
-                    failed.append(
-                        {
-                            "Id": entry["Id"],
-                            "SenderFault": True,
-                            "Code": "ReceiptHandleIsInvalid",
-                            "Message": f'The input receipt handle "{handle}" is not valid.',
-                        }
-                    )
-                    continue
-                # SQS: an older receipt handle of a message received again "succeeds"
-                # without deleting it; a handle of a deleted message succeeds too.
-                if current and message is not None:
-                    self._delete(queue, message)
-                ok.append({"Id": entry["Id"]})
-            self.world.leave(call, self._endpoint())
-            return {"Successful": ok, "Failed": failed}
+    def _delete_entry(self, queue: FakeQueue, entry: Mapping[str, Any]) -> EntryResult:
+        handle = str(entry.get("ReceiptHandle", ""))
+        owner, message, current = self._resolve(handle)
+        if owner is None or owner is not queue:
+            return "ReceiptHandleIsInvalid", f'The input receipt handle "{handle}" is not valid.'
+        # SQS: an older receipt handle of a message received again "succeeds"
+        # without deleting it; a handle of a deleted message succeeds too.
+        if current and message is not None:
+            self._delete(queue, message)
+        return {}
 
     def change_message_visibility(
         self,
@@ -821,7 +763,13 @@ class FakeSqs:
         **_: Any,
     ) -> dict[str, Any]:
         entry = {"Id": "0", "ReceiptHandle": ReceiptHandle, "VisibilityTimeout": VisibilityTimeout}
-        result = self._change_batch(QueueUrl, [entry], "ChangeMessageVisibility")
+        result = self._batch(
+            QueueUrl,
+            [entry],
+            "ChangeMessageVisibility",
+            "ChangeMessageVisibilityBatch",
+            self._change_entry,
+        )
         if result["Failed"]:
             failure = result["Failed"][0]
             raise client_error("ChangeMessageVisibility", failure["Code"], failure["Message"], 400)
@@ -834,54 +782,74 @@ class FakeSqs:
         Entries: Sequence[Mapping[str, Any]],
         **_: Any,
     ) -> dict[str, Any]:
-        return self._change_batch(QueueUrl, Entries, "ChangeMessageVisibilityBatch")
+        return self._batch(
+            QueueUrl,
+            Entries,
+            "ChangeMessageVisibilityBatch",
+            "ChangeMessageVisibilityBatch",
+            self._change_entry,
+        )
 
-    def _change_batch(
-        self, url: str, entries: Sequence[Mapping[str, Any]], operation: str
+    def _change_entry(self, queue: FakeQueue, entry: Mapping[str, Any]) -> EntryResult:
+        handle = str(entry.get("ReceiptHandle", ""))
+        timeout = int(entry.get("VisibilityTimeout", -1))
+        owner, message, current = self._resolve(handle)
+        if not 0 <= timeout <= SQS_MAX_VISIBILITY:
+            return (
+                "InvalidParameterValue",
+                f"Value {timeout} for parameter VisibilityTimeout is invalid.",
+            )
+        if owner is None or owner is not queue or message is None:
+            return "ReceiptHandleIsInvalid", f'The input receipt handle "{handle}" is not valid.'
+        if not current:
+            return (
+                "InvalidParameterValue",
+                f"Value {handle} for parameter ReceiptHandle is invalid. "
+                "Reason: The receipt handle has expired.",
+            )
+        if message.visible_at <= self.world.now:
+            return (
+                "AWS.SimpleQueueService.MessageNotInflight",
+                "Message does not exist or is not available for visibility timeout change.",
+            )
+        message.visible_at = self.world.now + timeout
+        return {}
+
+    def _batch(
+        self,
+        url: str,
+        entries: Sequence[Mapping[str, Any]],
+        operation: str,
+        api: str,
+        settle: Callable[[FakeQueue, Mapping[str, Any]], EntryResult],
     ) -> dict[str, Any]:
+        """One SQS batch call (``api``; ``operation`` is what the caller called).
+
+        The request checks, then the injected fault: the whole call fails before or
+        after, or (``partial``) every other entry fails with InternalError; the rest
+        go through ``settle``, which gives the entry's Successful fields, or
+        (code, message) for a failure that is the sender's fault.
+        """
         with self.world.lock:
             queue = self._queue(url, operation)
             self._check_batch(operation, entries)
-            call = self.world.enter(
-                "sqs", "ChangeMessageVisibilityBatch", self._site(queue, entries)
-            )
+            call = self.world.enter("sqs", api, self._site(queue, entries))
             if call.fails_before:
                 raise _aws_failure(call, self._endpoint())
-            ok: list[dict[str, str]] = []
+            ok: list[dict[str, Any]] = []
             failed: list[dict[str, Any]] = []
-            now = self.world.now
             for i, entry in enumerate(entries):
-                handle = str(entry.get("ReceiptHandle", ""))
-                timeout = int(entry.get("VisibilityTimeout", -1))
-                code, text = "", ""
-                owner, message, current = self._resolve(handle)
                 if call.partial and i % 2 == 0:
-                    code, text = "InternalError", "An internal error occurred."
-                elif not 0 <= timeout <= SQS_MAX_VISIBILITY:
-                    code = "InvalidParameterValue"
-                    text = f"Value {timeout} for parameter VisibilityTimeout is invalid."
-                elif owner is None or owner is not queue or message is None:
-                    code = "ReceiptHandleIsInvalid"
-                    text = f'The input receipt handle "{handle}" is not valid.'
-                elif not current:
-                    code = "InvalidParameterValue"
-                    text = (
-                        f"Value {handle} for parameter ReceiptHandle is invalid. "
-                        "Reason: The receipt handle has expired."
-                    )
-                elif message.visible_at <= now:
-                    code = "AWS.SimpleQueueService.MessageNotInflight"
-                    text = (
-                        "Message does not exist or is not available for visibility timeout change."
-                    )
-                if code:
-                    failed.append(
-                        {"Id": entry["Id"], "SenderFault": True, "Code": code, "Message": text}
-                    )
-                    continue
-                assert message is not None
-                message.visible_at = now + timeout
-                ok.append({"Id": entry["Id"]})
+                    code, text, sender = "InternalError", "An internal error occurred.", False
+                else:
+                    result = settle(queue, entry)
+                    if isinstance(result, dict):
+                        ok.append({"Id": entry["Id"], **result})
+                        continue
+                    (code, text), sender = result, True
+                failed.append(
+                    {"Id": entry["Id"], "SenderFault": sender, "Code": code, "Message": text}
+                )
             self.world.leave(call, self._endpoint())
             return {"Successful": ok, "Failed": failed}
 
