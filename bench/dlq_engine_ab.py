@@ -88,6 +88,13 @@ def load_dlq_recovery() -> ModuleType:
     return module
 
 
+def git(*args: str) -> str:
+    """``git -C REPO ARGS...``'s output, stripped."""
+    return subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+
+
 def export(rev: str, into: Path) -> Path:
     """files/worker/src at ``rev`` under ``into``; the directory to put on sys.path."""
     archive = subprocess.run(
@@ -109,24 +116,9 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=300, help="deadline per phase")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
-    base_rev = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", args.base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    head_rev = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "files/worker/src"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    base_rev = git("rev-parse", "--short", args.base)
+    head_rev = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "files/worker/src")
     head_label = f"{head_rev} (this checkout{', with uncommitted changes' if dirty else ''})"
     dr = load_dlq_recovery()
     bench = dr.Bench(dr.stack_info(), 4, None)
